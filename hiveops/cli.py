@@ -1,0 +1,123 @@
+"""The `hiveops` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from models.settings import ConfigError
+    from warehouse.db import WarehouseLocked
+
+    try:
+        return int(args.handler(args) or 0)
+    except (ConfigError, WarehouseLocked, FileNotFoundError) as exc:
+        print(f"hiveops: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hiveops", description=__doc__)
+    sub = p.add_subparsers(dest="command")
+
+    demo = sub.add_parser("demo", help="run the simulated audit fleet for N days, every loop")
+    demo.add_argument("--days", type=int, default=21)
+    demo.add_argument("--workdir", type=Path, default=Path("demo-work"))
+    demo.add_argument("--scenario", default="audit")
+    demo.set_defaults(handler=_demo)
+
+    run = sub.add_parser("run", help="run one loop once as a Prefect flow run")
+    run.add_argument("loop", choices=["collect"])
+    run.add_argument("--config", type=Path)
+    run.add_argument("--now", type=float, help="unix time to use as now (simulated clocks)")
+    run.set_defaults(handler=_run)
+
+    sql = sub.add_parser("sql", help="read-only SQL against the warehouse")
+    sql.add_argument("query")
+    sql.add_argument("--config", type=Path)
+    fmt = sql.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true")
+    sql.set_defaults(handler=_sql)
+
+    config = sub.add_parser("config", help="configuration tools")
+    csub = config.add_subparsers(dest="config_command")
+    check = csub.add_parser("check", help="validate the config and warn about risky values")
+    check.add_argument("--config", type=Path)
+    check.set_defaults(handler=_config_check)
+
+    sim = sub.add_parser("sim", help="the simulated CLN fleet")
+    ssub = sim.add_subparsers(dest="sim_command")
+    start = ssub.add_parser("start", help="serve a simulated fleet on unix sockets until stopped")
+    start.add_argument("--scenario", default="audit", help="builtin name or a TOML/JSON file")
+    start.add_argument("--workdir", type=Path, default=Path(".hiveops/sim"))
+    start.add_argument("--write-config", type=Path)
+    start.add_argument("--seed", type=int)
+    start.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s")
+    start.add_argument("--manual", action="store_true", help="advance only via sim-control")
+    start.set_defaults(handler=_sim_start)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.common import LoopFailed
+
+    flows = {"collect": "flows.collect:collect"}
+    module_name, _, attr = flows[args.loop].partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    flow = getattr(module, attr)
+    config = str(args.config) if args.config else None
+    try:
+        result = flow(config_path=config, now=args.now)
+    except LoopFailed as exc:
+        print(f"hiveops: {args.loop} failed: {exc}", file=sys.stderr)
+        return 1
+    print(result)
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from hiveops.sqlcli import run_sql
+
+    return run_sql(args.query, args.config, "csv" if args.csv else "json" if args.json else "table")
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from hiveops.configcheck import check_config
+
+    return check_config(args.config)
+
+
+def _sim_start(args: argparse.Namespace) -> int:
+    from lnsim.cli import sim_start
+
+    return sim_start(
+        scenario=args.scenario,
+        workdir=args.workdir,
+        write_config=args.write_config,
+        seed=args.seed,
+        speed=args.speed,
+        manual=args.manual,
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from hiveops.demo import run_demo
+
+    return run_demo(days=args.days, workdir=args.workdir, scenario=args.scenario)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""hiveops configuration: a TOML file plus HIVEOPS_* environment variables.
+
+Environment variables override the file (`HIVEOPS_DRY_RUN=true`,
+`HIVEOPS_REBALANCE__CHUNK_SAT=100000`). `load_settings` turns every validation failure into a
+`ConfigError` that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_NAME = "hiveops.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem an operator can fix by editing one key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeConfig(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    rpc_socket: Path
+    fleet_member: bool = True
+    node_id: str | None = Field(default=None, pattern=r"^0[23][0-9a-f]{64}$")
+
+
+class RpcConfig(Section):
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.5, gt=0, le=60)
+    backoff_max_s: float = Field(default=8.0, gt=0, le=600)
+    page_size: int = Field(default=10_000, ge=100, le=100_000)
+
+
+class FeeConfig(Section):
+    min_fee_ppm: int = Field(default=0, ge=0, le=50_000)
+    max_fee_ppm: int = Field(default=2_500, ge=1, le=50_000)
+    base_fee_msat: int = Field(default=0, ge=0, le=100_000)
+    fleet_fee_ppm: int = Field(default=0, ge=0, le=50_000)
+    max_step_pct: float = Field(default=25.0, gt=0, le=100)
+    min_change_ppm: int = Field(default=5, ge=0)
+    min_interval_s: int = Field(default=6 * 3600, ge=0)
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> FeeConfig:
+        if self.min_fee_ppm > self.max_fee_ppm:
+            raise ValueError(
+                f"min_fee_ppm={self.min_fee_ppm} is above max_fee_ppm={self.max_fee_ppm}"
+            )
+        return self
+
+
+class RebalanceConfig(Section):
+    chunk_sat: int = Field(default=100_000, gt=0, le=100_000_000)
+    max_fee_ppm: int = Field(default=500, ge=0, le=10_000)
+    allow_large_chunks: bool = False
+    max_attempts_per_run: int = Field(default=4, ge=0, le=100)
+
+
+class BudgetConfig(Section):
+    daily_budget_sat: int = Field(default=2_000, ge=0)
+    share_of_earnings: float = Field(default=0.5, ge=0, le=1.0)
+    earnings_window_days: int = Field(default=7, ge=1, le=90)
+
+
+class WarehouseConfig(Section):
+    lock_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HIVEOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    warehouse_path: Path = Path("hiveops.duckdb")
+    dry_run: bool = False
+    nodes: list[NodeConfig] = Field(default_factory=list)
+    rpc: RpcConfig = RpcConfig()
+    fees: FeeConfig = FeeConfig()
+    rebalance: RebalanceConfig = RebalanceConfig()
+    budget: BudgetConfig = BudgetConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
+    # Written by the simulator; ignored by every loop, used only by the demo.
+    sim: dict[str, Any] = Field(default_factory=dict)
+    config_path: Path | None = None
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_names(cls, nodes: list[NodeConfig]) -> list[NodeConfig]:
+        seen: set[str] = set()
+        for node in nodes:
+            if node.name in seen:
+                raise ValueError(f"node name {node.name!r} appears twice")
+            seen.add(node.name)
+        return nodes
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init kwargs by load_settings).
+        return env_settings, init_settings
+
+    def node(self, name: str) -> NodeConfig:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes) or "none"
+        raise ConfigError(f"no node named {name!r} in the config (configured: {known})")
+
+
+def resolve_config_path(path: str | Path | None) -> Path:
+    """--config, else $HIVEOPS_CONFIG, else ./hiveops.toml."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("HIVEOPS_CONFIG")
+    return Path(env) if env else Path(DEFAULT_CONFIG_NAME)
+
+
+def load_settings(path: str | Path | None = None, *, require_file: bool = True) -> Settings:
+    """Read and validate the config; relative paths in it resolve against its folder."""
+    config_path = resolve_config_path(path)
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            data = tomllib.loads(config_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
+    elif require_file:
+        raise ConfigError(
+            f"config file {config_path} not found; pass --config PATH, set HIVEOPS_CONFIG, "
+            f"or write one with `hiveops sim start --write-config {config_path}`"
+        )
+    try:
+        settings = Settings(**data, config_path=config_path.resolve())
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, config_path)) from exc
+    return _resolve_relative(settings, config_path.resolve().parent)
+
+
+def _resolve_relative(settings: Settings, base: Path) -> Settings:
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    nodes = [n.model_copy(update={"rpc_socket": absolute(n.rpc_socket)}) for n in settings.nodes]
+    return settings.model_copy(
+        update={"warehouse_path": absolute(settings.warehouse_path), "nodes": nodes}
+    )
+
+
+def format_validation_error(exc: ValidationError, source: Path) -> str:
+    lines = [f"invalid configuration in {source} (or HIVEOPS_* environment):"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (typo?); remove it or check the README's keys")
+        elif err["type"] == "missing":
+            lines.append(f"  {key}: required but missing")
+        else:
+            lines.append(f"  {key} = {value!r}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""One DuckDB file, shared safely by concurrent flow runs.
+
+DuckDB lets one process write a file at a time, and a second process that opens it fails at once
+with "Could not set lock". hiveops serialises its own writers with an advisory lock file (which
+also works between threads: each open file description is its own flock holder) and then retries
+DuckDB's own lock for foreign holders (a `duckdb` shell, `hiveops sql`). Both waits are bounded
+and logged, and the final error names the file, the holder and the fix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.migrate import migrate
+from warehouse.queries import sql
+
+log = logging.getLogger("hiveops.warehouse")
+
+_PID_RE = re.compile(r"PID (\d+)")
+_migrated: set[Path] = set()
+_migrate_lock = threading.Lock()
+
+
+class WarehouseLocked(RuntimeError):
+    """The warehouse stayed locked by another writer for longer than the configured bound."""
+
+
+def _lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".writer-lock")
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        return lock_file.read_text().strip() or "unknown holder"
+    except OSError:
+        return "unknown holder"
+
+
+@contextmanager
+def _writer_lock(db_path: Path, timeout_s: float, who: str) -> Iterator[None]:
+    lock_file = _lock_path(db_path)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.02
+    warned = False
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WarehouseLocked(
+                        f"warehouse {db_path} is locked by {_holder(lock_file)} for more than "
+                        f"{timeout_s:.0f}s; wait for that run to finish, or raise "
+                        f"warehouse.lock_timeout_s"
+                    ) from None
+                if not warned:
+                    log.info("warehouse %s busy (%s); waiting", db_path, _holder(lock_file))
+                    warned = True
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 1.5, 0.5)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({who})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _connect(db_path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
+    delay_s = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(db_path), read_only=read_only)
+            con.execute("SET TimeZone = 'UTC'")
+            return con
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                pid = _PID_RE.search(str(exc))
+                holder = f"process {pid.group(1)}" if pid else "another process"
+                raise WarehouseLocked(
+                    f"warehouse {db_path} is held by {holder}; close that process (a duckdb "
+                    f"shell or another hiveops run) or retry later"
+                ) from exc
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 1.5, 1.0)
+
+
+def ensure_migrated(db_path: Path, timeout_s: float = 60.0) -> None:
+    """Apply pending migrations once per process per file."""
+    db_path = db_path.resolve()
+    with _migrate_lock:
+        if db_path in _migrated:
+            return
+        with writer(db_path, timeout_s=timeout_s, who="migrate", _skip_migrate=True) as con:
+            migrate(con)
+        _migrated.add(db_path)
+
+
+@contextmanager
+def writer(
+    db_path: Path,
+    *,
+    timeout_s: float = 60.0,
+    who: str = "hiveops",
+    _skip_migrate: bool = False,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection held only for the block; migrations applied first."""
+    db_path = Path(db_path).resolve()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if not _skip_migrate:
+        ensure_migrated(db_path, timeout_s)
+    with _writer_lock(db_path, timeout_s, who):
+        con = _connect(db_path, read_only=False, deadline=time.monotonic() + timeout_s)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def reader(db_path: Path, *, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection; waits (bounded) while a writer holds the file."""
+    db_path = Path(db_path).resolve()
+    if not db_path.exists():
+        raise FileNotFoundError(
+            f"warehouse {db_path} does not exist yet; run `hiveops run collect` first"
+        )
+    con = _connect(db_path, read_only=True, deadline=time.monotonic() + timeout_s)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def stage(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, key: list[str] | None = None) -> int:
+    """Register `frame` as `staged`, deduplicated on `key` (last row wins).
+
+    DuckDB's upserts silently keep an arbitrary row when one batch repeats a key, so every batch
+    is made unique before it reaches them.
+    """
+    if key:
+        frame = frame.unique(subset=key, keep="last", maintain_order=True)
+    con.register("staged", frame.to_arrow())
+    return frame.height
+
+
+def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.DuckDBPyConnection:
+    """Execute the named statement with $-named parameters."""
+    return con.execute(sql(name), params or None)
+
+
+def fetch_one(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> dict[str, Any]:
+    rows = fetch_all(con, name, **params)
+    return rows[0] if rows else {}
+
+
+def fetch_all(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dict[str, Any]]:
+    # DuckDB 2.0 keeps an unfinished result busy on the connection: always drain it.
+    cur = run(con, name, **params)
+    columns = [d[0] for d in cur.description]
+    return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]

@@ -1,0 +1,15 @@
+-- Named queries for reports and the demo's summary.
+
+-- name: demo_revenue
+SELECT n.name AS node_name,
+       count(f.created_index) FILTER (WHERE f.status = 'settled') AS forwards,
+       coalesce(sum(f.fee_msat) FILTER (WHERE f.status = 'settled'), 0) AS fees_msat
+FROM nodes n
+LEFT JOIN forwards f USING (node_id)
+GROUP BY n.name
+ORDER BY n.name;
+
+-- name: loop_freshness
+SELECT loop, node, last_ok_at, runs, failed_runs
+FROM loop_freshness
+ORDER BY loop, node;

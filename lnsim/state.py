@@ -68,7 +68,9 @@ class Channel:
         """Balance on `pubkey`'s side; only valid on tracked (fleet) channels."""
         if self.to_node1_msat is None:
             raise ValueError(f"channel {self.scid} has no tracked balance")
-        return self.to_node1_msat if pubkey == self.node1 else self.capacity_msat - self.to_node1_msat
+        if pubkey == self.node1:
+            return self.to_node1_msat
+        return self.capacity_msat - self.to_node1_msat
 
     def move(self, from_pubkey: str, amount_msat: int) -> None:
         """Shift `amount_msat` from `from_pubkey`'s side to the other side."""

@@ -1,0 +1,155 @@
+"""SimFleet: the simulated fleet as tests, the demo and benchmarks use it.
+
+Builds the network and market for a scenario, serves one lightningd-compatible socket per fleet
+member plus a control socket (`sim-control`) through which another process can drive the clock,
+inject faults and stop or start nodes.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from lnsim.market import Market
+from lnsim.rpcmethods import PARAMS_ORDER, NodeMethods
+from lnsim.rpcserver import Faults, NodeServer
+from lnsim.scenario_model import Scenario, load_scenario
+from lnsim.topology import build_network
+
+
+class SimFleet:
+    def __init__(
+        self,
+        scenario: str | Path | Scenario = "audit",
+        workdir: Path | str = ".",
+        seed: int | None = None,
+    ) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.workdir = Path(workdir).resolve()
+        self.net = build_network(self.scenario, seed)
+        self.market = Market(self.net, self.scenario, seed)
+        self.faults = Faults(seed=self.scenario.seed)
+        self.tick = threading.Condition()
+        self.node_ids = {n.fleet.name: n.pubkey for n in self.net.fleet_nodes() if n.fleet}
+        self.socket_paths = {name: self.workdir / name / "lightning-rpc" for name in self.node_ids}
+        self.control_path = self.workdir / "sim-control"
+        self.servers: dict[str, NodeServer] = {}
+        for name, pk in self.node_ids.items():
+            methods = NodeMethods(self.market, pk, str(self.workdir / name), self.tick)
+            self.servers[name] = NodeServer(
+                name, self.socket_paths[name], methods.handlers(), self.faults, PARAMS_ORDER
+            )
+        self._control: NodeServer | None = None
+        self._advance_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> SimFleet:
+        for server in self.servers.values():
+            server.start()
+        self._control = NodeServer(
+            "sim-control",
+            self.control_path,
+            self._control_handlers(),
+            Faults(),
+            {"sim-advance": ["seconds"]},
+        )
+        self._control.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        if self._control:
+            self._control.stop()
+
+    def __enter__(self) -> SimFleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- clock and state ---------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        return self.net.now
+
+    def advance(self, seconds: int) -> Any:
+        with self._advance_lock:
+            report = self.market.advance(int(seconds))
+        with self.tick:
+            self.tick.notify_all()
+        return report
+
+    def stop_node(self, name: str) -> None:
+        """The node vanishes: its socket goes away and its peers see it disconnected."""
+        self.servers[name].stop()
+        with self.net.lock:
+            self.market.set_node_online(self.node_ids[name], False)
+
+    def start_node(self, name: str) -> None:
+        with self.net.lock:
+            self.market.set_node_online(self.node_ids[name], True)
+        self.servers[name].start()
+
+    def forward_count(self, name: str, status: str | None = None) -> int:
+        with self.net.lock:
+            fleet = self.net.nodes[self.node_ids[name]].fleet
+            assert fleet is not None
+            if status is None:
+                return len(fleet.forwards)
+            return sum(1 for f in fleet.forwards if f.status == status)
+
+    def call_count(self, name: str, method: str) -> int:
+        return self.servers[name].calls[method]
+
+    def write_config(self, path: Path | str, warehouse_path: Path | str) -> Path:
+        lines = [f'warehouse_path = "{Path(warehouse_path).resolve()}"', ""]
+        for name, socket_path in self.socket_paths.items():
+            lines += [
+                "[[nodes]]",
+                f'name = "{name}"',
+                f'rpc_socket = "{socket_path}"',
+                "fleet_member = true",
+                f'node_id = "{self.node_ids[name]}"',
+                "",
+            ]
+        lines += [
+            "[sim]",
+            f'control_socket = "{self.control_path}"',
+            f'scenario = "{self.scenario.name}"',
+            "",
+        ]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines))
+        return path
+
+    # -- control socket ----------------------------------------------------------------------
+    def _control_handlers(self) -> dict[str, Any]:
+        def advance(p: dict[str, Any]) -> dict[str, Any]:
+            report = self.advance(int(p["seconds"]))
+            return {
+                "now": self.now,
+                "payments": report.payments,
+                "fleet_forwards": report.fleet_forwards,
+            }
+
+        def fault(p: dict[str, Any]) -> dict[str, Any]:
+            options = {k: v for k, v in p.items() if k not in ("node", "method")}
+            self.faults.set(p["node"], p.get("method", "*"), **options)
+            return {"result": "ok"}
+
+        return {
+            "sim-advance": advance,
+            "sim-now": lambda p: {"now": self.now},
+            "sim-stats": lambda p: {
+                "now": self.now,
+                "scenario": self.scenario.name,
+                "forwards": {n: self.forward_count(n) for n in self.node_ids},
+            },
+            "sim-fault": fault,
+            "sim-clear-faults": lambda p: (self.faults.clear(p.get("node")), {"result": "ok"})[1],
+            "sim-node-stop": lambda p: (self.stop_node(p["node"]), {"result": "ok"})[1],
+            "sim-node-start": lambda p: (self.start_node(p["node"]), {"result": "ok"})[1],
+        }

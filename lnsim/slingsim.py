@@ -1,0 +1,430 @@
+"""A sling-compatible rebalancer (daywalker90/sling v4.2.1's RPC, quirks included).
+
+Jobs pull liquidity into a channel (or push it out) with circular payments over the simulated
+network, one attempt per job every `sling.attempt_every_s` while the job runs, until the target
+share is reached. Outputs keep sling's shapes: amounts in sats on input, `rebamount` as a
+thousands-separated string, local-time strings, "tasks_failed_start:" with its colon.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from lnsim.errors import INVALID_PARAMS, LIGHTNINGD, SimRpcError
+from lnsim.state import Channel, IncomeEvent
+
+if TYPE_CHECKING:
+    from lnsim.market import Market
+
+JOB_KEYS = {
+    "scid",
+    "direction",
+    "amount",
+    "maxppm",
+    "outppm",
+    "target",
+    "maxhops",
+    "candidates",
+    "depleteuptopercent",
+    "depleteuptoamount",
+    "paralleljobs",
+}
+ONCE_KEYS = (JOB_KEYS - {"target"}) | {"onceamount"}
+WINDOW_S = 30 * 86_400
+
+
+@dataclass
+class Job:
+    scid: str
+    direction: str  # "pull" | "push"
+    amount_sat: int
+    maxppm: int
+    outppm: int | None = None
+    candidates: list[str] | None = None
+    target: float = 0.5
+    maxhops: int = 8
+    depleteuptopercent: float = 0.2
+    depleteuptoamount_sat: int = 2_000_000
+    paralleljobs: int = 1
+    once_left_sat: int | None = None
+    status: str = "NotStarted"
+    running: bool = False
+
+
+@dataclass
+class Record:
+    at: float
+    amount_sat: int
+    ok: bool
+    fee_msat: int = 0
+    partner: str | None = None
+    reason: str = ""
+    node: str | None = None
+    hops: int = 0
+
+
+@dataclass
+class Sling:
+    market: Market
+    pubkey: str
+    jobs: dict[str, Job] = field(default_factory=dict)
+    records: dict[str, list[Record]] = field(default_factory=dict)
+
+    # -- RPC ------------------------------------------------------------------------------
+    def job(self, **kwargs: Any) -> dict[str, str]:
+        job = self._parse_job(kwargs, JOB_KEYS)
+        job.target = float(kwargs.get("target", 0.5))
+        if not 0 <= job.target <= 1:
+            raise SimRpcError(INVALID_PARAMS, "target must be between 0 and 1")
+        old = self.jobs.get(job.scid)
+        if old is not None and old.once_left_sat is not None and old.running:
+            raise SimRpcError(LIGHTNINGD, f"{job.scid}: sling-once is running on this channel")
+        self.jobs[job.scid] = job
+        return {"result": "success"}
+
+    def once(self, **kwargs: Any) -> dict[str, str]:
+        if "target" in kwargs:
+            raise SimRpcError(INVALID_PARAMS, "Invalid argument: target")
+        job = self._parse_job(kwargs, ONCE_KEYS)
+        once = int(kwargs.get("onceamount", 0))
+        if once <= 0 or once % job.amount_sat:
+            raise SimRpcError(INVALID_PARAMS, "onceamount must be a multiple of amount")
+        job.once_left_sat, job.running, job.status = once, True, "Rebalancing"
+        self.jobs[job.scid] = job
+        return {"result": "started"}
+
+    def go(self, scid: str | None = None) -> dict[str, int]:
+        jobs = [self.jobs[scid]] if scid in self.jobs else list(self.jobs.values())
+        if not jobs:
+            raise SimRpcError(LIGHTNINGD, "No jobs found")
+        started = 0
+        for job in jobs:
+            if not job.running:
+                job.running, job.status = True, "Rebalancing"
+                started += 1
+        return {"tasks_started": started, "tasks_failed_start:": 0}
+
+    def stop(self, scid: str | None = None) -> dict[str, int]:
+        stopped = 0
+        for job in self.jobs.values():
+            if (scid is None or job.scid == scid) and job.running:
+                job.running, job.status = False, "Stopped"
+                stopped += 1
+        return {"stopped_count": stopped}
+
+    def deletejob(self, job: str, delete_stats: bool = False) -> dict[str, str]:
+        targets = list(self.jobs) if job == "all" else [job]
+        for scid in targets:
+            if scid not in self.jobs:
+                raise SimRpcError(LIGHTNINGD, f"{scid}: job not found")
+            del self.jobs[scid]
+            if delete_stats:
+                self.records.pop(scid, None)
+        return {"result": "success"}
+
+    def jobsettings(self, scid: str | None = None) -> dict[str, Any]:
+        jobs = [self.jobs[scid]] if scid in self.jobs else [] if scid else self.jobs.values()
+        out: dict[str, Any] = {}
+        for job in jobs:
+            entry: dict[str, Any] = {
+                "sat_direction": "Pull" if job.direction == "pull" else "Push",
+                "amount_msat": job.amount_sat * 1000,
+                "maxppm": job.maxppm,
+            }
+            if job.outppm is not None:
+                entry["outppm"] = job.outppm
+            if job.candidates is not None:
+                entry["candidates"] = job.candidates
+            if job.once_left_sat is None:
+                entry["target"] = job.target
+            else:
+                entry["onceamount_msat"] = job.once_left_sat * 1000
+            entry.update(
+                maxhops=job.maxhops,
+                depleteuptopercent=job.depleteuptopercent,
+                depleteuptoamount_msat=job.depleteuptoamount_sat * 1000,
+                paralleljobs=job.paralleljobs,
+            )
+            out[job.scid] = entry
+        return out
+
+    def stats(self, scid: str | None = None, json: bool = False) -> Any:
+        if not json:
+            lines = [f"{s}: {j.status}" for s, j in sorted(self.jobs.items())]
+            return {"format-hint": "simple", "result": "\n".join(lines) or "No jobs"}
+        if scid is None:
+            return [self._summary(s) for s in sorted(set(self.jobs) | set(self.records))]
+        return self._detail(scid)
+
+    def version(self) -> dict[str, str]:
+        return {"version": "v4.2.1"}
+
+    # -- the clock --------------------------------------------------------------------------
+    def step(self, t: float) -> int:
+        if not self.market.net.nodes[self.pubkey].online:
+            return 0
+        attempts = 0
+        for job in list(self.jobs.values()):
+            if not job.running:
+                continue
+            channel = self.market.net.channels.get(job.scid)
+            if channel is None or not channel.is_normal:
+                job.status = "ChanNotNormal"
+                continue
+            if job.once_left_sat is None and self._at_target(job, channel):
+                job.status = "Balanced"
+                continue
+            for _ in range(job.paralleljobs):
+                attempts += 1
+                self._attempt(job, channel, t)
+                if job.once_left_sat is not None and job.once_left_sat <= 0:
+                    job.running, job.status = False, "Stopped"
+                    break
+        return attempts
+
+    def _at_target(self, job: Job, channel: Channel) -> bool:
+        share = channel.local_msat(self.pubkey) / channel.capacity_msat
+        return share >= job.target if job.direction == "pull" else 1 - share >= job.target
+
+    def _attempt(self, job: Job, channel: Channel, t: float) -> None:
+        market, me = self.market, self.pubkey
+        amount_msat = job.amount_sat * 1000
+        candidate = self._candidate(job, channel, amount_msat)
+        if candidate is None:
+            job.status = "NoCandidates"
+            self._record(job, Record(t, job.amount_sat, False, reason="NoCandidates"))
+            return
+        pull = job.direction == "pull"
+        out_ch, in_ch = (candidate, channel) if pull else (channel, candidate)
+        first, last = out_ch.other(me), in_ch.other(me)
+        if not market.net.nodes[me].fleet.peers.get(first, False) or not (  # type: ignore[union-attr]
+            market.net.nodes[me].fleet.peers.get(last, False)
+        ):  # type: ignore[union-attr]
+            job.status = "PeerNotReady"
+            self._record(job, Record(t, job.amount_sat, False, reason="PeerNotReady"))
+            return
+        max_fee_msat = amount_msat * job.maxppm // 1_000_000
+        d = market.scenario.demand
+        inner = market.graph.route(
+            first,
+            last,
+            amount_msat,
+            risk_ppm=d.risk_ppm,
+            hop_ppm=d.hop_ppm,
+            avoid_nodes={me},
+            excluded={out_ch.scid, in_ch.scid},
+        )
+        if inner is None or len(inner) + 1 > job.maxhops:
+            job.status = "NoRoutes"
+            self._record(job, Record(t, job.amount_sat, False, reason="NoRoutes"))
+            return
+        hops = [(me, first, out_ch), *inner, (last, me, in_ch)]
+        from lnsim.payments import hop_amounts
+
+        fee_msat = hop_amounts(hops, amount_msat)[0] - amount_msat
+        if fee_msat > max_fee_msat:
+            job.status = "NoCheapRoute"
+            self._record(job, Record(t, job.amount_sat, False, reason="NoCheapRoute"))
+            return
+        result = market.payments.execute(hops, amount_msat, t)
+        job.status = "Rebalancing"
+        if result.ok:
+            if job.once_left_sat is not None:
+                job.once_left_sat -= job.amount_sat
+            self._record(
+                job,
+                Record(
+                    t,
+                    job.amount_sat,
+                    True,
+                    fee_msat=fee_msat,
+                    partner=candidate.scid,
+                    hops=len(hops),
+                ),
+            )
+            fleet = market.net.nodes[me].fleet
+            assert fleet is not None
+            fleet.income.append(
+                IncomeEvent(
+                    account=channel.channel_id,
+                    tag="rebalance_fee",
+                    credit_msat=0,
+                    debit_msat=fee_msat,
+                    timestamp=int(t),
+                )
+            )
+        else:
+            assert result.failed_at is not None
+            node = hops[result.failed_at][0]
+            self._record(
+                job,
+                Record(
+                    t,
+                    job.amount_sat,
+                    False,
+                    reason=("WIRE_TEMPORARY_CHANNEL_FAILURE"),
+                    node=node,
+                    partner=candidate.scid,
+                ),
+            )
+
+    def _candidate(self, job: Job, channel: Channel, amount_msat: int) -> Channel | None:
+        me, net = self.pubkey, self.market.net
+        peer = channel.other(me)
+        best, best_spare = None, 0
+        for other in net.channels_of(me):
+            if other.scid == channel.scid or not other.is_normal or other.other(me) == peer:
+                continue
+            if job.candidates is not None and other.scid not in job.candidates:
+                continue
+            ppm = other.policy_from(me).fee_ppm
+            if job.outppm is not None and (
+                ppm > job.outppm if job.direction == "pull" else ppm < job.outppm
+            ):
+                continue
+            cap = other.capacity_msat
+            floor = max(
+                amount_msat + 10_000_000,
+                min(int(job.depleteuptopercent * cap), job.depleteuptoamount_sat * 1000),
+            )
+            side = other.local_msat(me) if job.direction == "pull" else cap - other.local_msat(me)
+            spare = side - floor
+            if spare >= 0 and side > best_spare:
+                best, best_spare = other, side
+        return best
+
+    def _record(self, job: Job, record: Record) -> None:
+        self.records.setdefault(job.scid, []).append(record)
+
+    # -- stats ------------------------------------------------------------------------------
+    def _window(self, scid: str) -> list[Record]:
+        since = self.market.net.now - WINDOW_S
+        return [r for r in self.records.get(scid, []) if r.at >= since]
+
+    def _summary(self, scid: str) -> dict[str, Any]:
+        net = self.market.net
+        channel = net.channels.get(scid)
+        peer = channel.other(self.pubkey) if channel else ""
+        window = self._window(scid)
+        ok = [r for r in window if r.ok]
+        job = self.jobs.get(scid)
+        fee_ppm = (
+            (
+                sum(r.fee_msat for r in ok)
+                * 1_000_000
+                // max(1, sum(r.amount_sat for r in ok) * 1000)
+            )
+            if ok
+            else 0
+        )
+        return {
+            "alias": net.nodes[peer].alias if peer in net.nodes else "",
+            "scid": scid,
+            "pubkey": peer,
+            "status": [f"1:{job.status if job else 'Stopped'}"],
+            "rebamount": f"{sum(r.amount_sat for r in ok):,}",
+            "w_feeppm": fee_ppm,
+            "last_route_taken": f"{ok[-1].hops} hops" if ok else "Never",
+            "last_success_reb": _local(ok[-1].at) if ok else "Never",
+        }
+
+    def _detail(self, scid: str) -> dict[str, Any]:
+        window = self._window(scid)
+        ok = [r for r in window if r.ok]
+        bad = [r for r in window if not r.ok]
+        days = WINDOW_S // 86_400
+        successes = None
+        if ok:
+            ppms = sorted(r.fee_msat * 1_000_000 // (r.amount_sat * 1000) for r in ok)
+            partners = Counter(r.partner for r in ok)
+            successes = {
+                "time_window_days": days,
+                "total_amount_sats": sum(r.amount_sat for r in ok),
+                "feeppm_weighted_avg": sum(r.fee_msat for r in ok)
+                * 1_000_000
+                // (sum(r.amount_sat for r in ok) * 1000),
+                "feeppm_min": ppms[0],
+                "feeppm_max": ppms[-1],
+                "feeppm_median": int(statistics.median(ppms)),
+                "feeppm_90th_percentile": ppms[min(len(ppms) - 1, int(len(ppms) * 0.9))],
+                "top_5_channel_partners": [
+                    {
+                        "scid": s,
+                        "alias": "",
+                        "sats": sum(r.amount_sat for r in ok if r.partner == s),
+                    }
+                    for s, _ in partners.most_common(5)
+                ],
+                "most_common_hop_count": Counter(r.hops for r in ok).most_common(1)[0][0],
+                "time_of_last_rebalance": _local(ok[-1].at),
+                "last_channel_partner": ok[-1].partner,
+                "total_rebalances": len(ok),
+                "total_spent_sats": sum(r.fee_msat for r in ok) // 1000,
+            }
+        failures = None
+        if bad:
+            failures = {
+                "time_window_days": days,
+                "total_amount_tried_sats": sum(r.amount_sat for r in bad),
+                "top_5_failure_reasons": [
+                    {"failure_reason": k, "failure_count": v}
+                    for k, v in Counter(r.reason for r in bad).most_common(5)
+                ],
+                "top_5_fail_nodes": [
+                    {"peer_id": k, "alias": "", "count": v}
+                    for k, v in Counter(r.node for r in bad if r.node).most_common(5)
+                ],
+                "top_5_channel_partners": [
+                    {"scid": k, "alias": "", "sats": v * 0}
+                    for k, v in Counter(r.partner for r in bad if r.partner).most_common(5)
+                ],
+                "most_common_hop_count": 0,
+                "time_of_last_attempt": _local(bad[-1].at),
+                "total_rebalances_tried": len(bad),
+            }
+        return {"successes_in_time_window": successes, "failures_in_time_window": failures}
+
+    # -- parsing ----------------------------------------------------------------------------
+    def _parse_job(self, kwargs: dict[str, Any], allowed: set[str]) -> Job:
+        for key in kwargs:
+            if key not in allowed:
+                raise SimRpcError(INVALID_PARAMS, f"Invalid argument: {key}")
+        for key in ("scid", "direction", "amount", "maxppm"):
+            if key not in kwargs:
+                raise SimRpcError(INVALID_PARAMS, f"Missing argument: {key}")
+        if "outppm" not in kwargs and "candidates" not in kwargs:
+            raise SimRpcError(INVALID_PARAMS, "Must provide either outppm or candidates")
+        scid, direction = str(kwargs["scid"]), str(kwargs["direction"])
+        channel = self.market.net.channels.get(scid)
+        if channel is None or self.pubkey not in (channel.node1, channel.node2):
+            raise SimRpcError(LIGHTNINGD, f"{scid}: channel not found")
+        if not channel.is_normal:
+            raise SimRpcError(LIGHTNINGD, f"{scid}: channel is not in state CHANNELD_NORMAL")
+        if direction not in ("pull", "push"):
+            raise SimRpcError(INVALID_PARAMS, "direction must be pull or push")
+        amount = int(kwargs["amount"])
+        if amount <= 0:
+            raise SimRpcError(INVALID_PARAMS, "amount must be greater than 0")
+        maxhops = int(kwargs.get("maxhops", 8))
+        if maxhops < 2:
+            raise SimRpcError(INVALID_PARAMS, "maxhops must be at least 2")
+        return Job(
+            scid=scid,
+            direction=direction,
+            amount_sat=amount,
+            maxppm=int(kwargs["maxppm"]),
+            outppm=int(kwargs["outppm"]) if "outppm" in kwargs else None,
+            candidates=list(kwargs["candidates"]) if "candidates" in kwargs else None,
+            maxhops=maxhops,
+            depleteuptopercent=float(kwargs.get("depleteuptopercent", 0.2)),
+            depleteuptoamount_sat=int(kwargs.get("depleteuptoamount", 2_000_000)),
+            paralleljobs=int(kwargs.get("paralleljobs", 1)),
+        )
+
+
+def _local(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")

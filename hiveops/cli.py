@@ -101,7 +101,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _sim_start(args: argparse.Namespace) -> int:
-    from lnsim.cli import sim_start
+    from lnsim.simcli import sim_start
 
     return sim_start(
         scenario=args.scenario,

@@ -284,7 +284,7 @@ class Market:
         )
         fleet.closed.append(channel)
         self.graph.rebuild()
-        return {"type": "mutual", "txid": txid, "tx": "02" + "00" * 60}
+        return {"type": "mutual", "txids": [txid], "txs": ["02" + "00" * 60]}
 
     def set_node_online(self, pk: str, online: bool) -> None:
         self.net.nodes[pk].online = online

@@ -228,13 +228,11 @@ class NodeMethods:
             if p.get("id") and p["id"] != peer:
                 continue
             n = sum(1 for c in self.net.channels_of(self.pk) if c.other(self.pk) == peer)
-            peers.append(
-                {
-                    "id": peer,
-                    "connected": connected and self.net.nodes[peer].online,
-                    "num_channels": n,
-                }
-            )
+            up = connected and self.net.nodes[peer].online
+            entry: dict[str, Any] = {"id": peer, "connected": up, "num_channels": n}
+            if up:
+                entry.update(netaddr=["127.0.0.1:9735"], features=FEATURES)
+            peers.append(entry)
         return {"peers": peers}
 
     def listfunds(self, _: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,208 @@
+"""What a fee change actually did: difference-in-differences against unchanged channels (pure).
+
+The audit's 557 fee-change outcomes all read 0 because nothing was measured and 0 was the
+default. Here a change yields `measured` with a number, `insufficient_data` with the reason, or
+`pending` while its window is open; `actual_benefit_msat` is None unless measured.
+
+Method. For a change at t on channel c with window W, compare c's settled traffic in
+[t − W, t) and [t, t + W) (each side cut short at c's neighbouring changes, so one fee's effect is
+not booked to another) with the same windows on control channels: channels of the same node whose
+fee did not change in [t − W, t + W]. The control group gives the common trend (network demand,
+weekday, on-chain fee spikes) and the counterfactual for c is its own before-rate times that
+trend. Multiplicative rather than additive because channels differ in size by orders of magnitude:
+a node-wide +30 % moves a big channel by more msat than a small one, and an additive control mean
+would book that difference as the fee's effect.
+    DiD rate   = after_c − before_c × (after_control / before_control)      (per hour)
+    actual     = DiD revenue rate × W hours
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from engine.fees.frames import (
+    FEE_CHANGE_REQUIRED,
+    FEE_CHANGE_SCHEMA,
+    FORWARD_REQUIRED,
+    FORWARD_SCHEMA,
+    conform,
+)
+from models.fees import FeeOutcome, OutcomeStatus, WindowTotals
+
+MIN_WINDOW_SHARE = 0.25  # each side must cover a quarter of W, or the rate is mostly noise
+_METRICS = ("revenue_msat", "volume_msat", "forwards")
+
+
+def estimate_fee_outcome(
+    *,
+    scid: str,
+    changed_at: datetime,
+    forwards: pl.DataFrame,
+    changes: pl.DataFrame,
+    window_s: int,
+    now: datetime,
+    channel_scids: Iterable[str] | None = None,
+    predicted_benefit_msat: int | None = None,
+    change_id: str | None = None,
+) -> FeeOutcome:
+    """The outcome of one change, from one node's forwards and fee change log.
+
+    `channel_scids` lists the node's channels (control candidates); without it, every channel
+    seen in `forwards` or `changes` is a candidate, which misses controls that had no traffic
+    at all (harmless: they carry no trend information either).
+    """
+    if changed_at.tzinfo is None or now.tzinfo is None:
+        raise ValueError("estimate_fee_outcome needs timezone-aware changed_at and now (UTC)")
+    fwd = conform(forwards, FORWARD_SCHEMA, FORWARD_REQUIRED, "forwards").filter(
+        (pl.col("status") == "settled") & pl.col("resolved_at").is_not_null()
+    )
+    log = conform(changes, FEE_CHANGE_SCHEMA, FEE_CHANGE_REQUIRED, "fee_changes")
+    window = timedelta(seconds=window_s)
+    own = log.filter(pl.col("scid") == scid)["changed_at"]
+    before_start = max([changed_at - window, *(t for t in own if t < changed_at)])
+    after_end = min([changed_at + window, *(t for t in own if t > changed_at)])
+
+    def outcome(status: OutcomeStatus, detail: str, **measured: object) -> FeeOutcome:
+        return FeeOutcome(
+            scid=scid,
+            changed_at=changed_at,
+            window_s=window_s,
+            status=status,
+            detail=detail,
+            change_id=change_id,
+            predicted_benefit_msat=predicted_benefit_msat,
+            **measured,  # type: ignore[arg-type]
+        )
+
+    if now < after_end:
+        return outcome(OutcomeStatus.PENDING, f"window closes at {after_end.isoformat()}")
+    window_h = window_s / 3600
+    before_h = (changed_at - before_start).total_seconds() / 3600
+    after_h = (after_end - changed_at).total_seconds() / 3600
+    if min(before_h, after_h) < MIN_WINDOW_SHARE * window_h:
+        return outcome(
+            OutcomeStatus.INSUFFICIENT_DATA,
+            f"another fee change on {scid} cut the window to {before_h:.1f} h before / "
+            f"{after_h:.1f} h after (need {MIN_WINDOW_SHARE * window_h:.1f} h each side)",
+        )
+
+    candidates = set(channel_scids) if channel_scids is not None else _seen_channels(fwd, log)
+    busy = set(
+        log.filter(
+            (pl.col("changed_at") >= changed_at - window)
+            & (pl.col("changed_at") <= changed_at + window)
+        )["scid"]
+    )
+    controls = tuple(sorted(candidates - busy - {scid}))
+    treated_before = _totals(fwd, {scid}, before_start, changed_at)
+    treated_after = _totals(fwd, {scid}, changed_at, after_end)
+    control_before = _totals(fwd, set(controls), before_start, changed_at)
+    control_after = _totals(fwd, set(controls), changed_at, after_end)
+    windows = {
+        "control_scids": controls,
+        "treated_before": treated_before,
+        "treated_after": treated_after,
+        "control_before": control_before,
+        "control_after": control_after,
+    }
+    if treated_before.forwards == 0 and treated_after.forwards == 0:
+        return outcome(
+            OutcomeStatus.INSUFFICIENT_DATA,
+            f"no settled forward out of {scid} in {before_h:.1f} h before or {after_h:.1f} h after",
+            **windows,
+        )
+    if not controls:
+        return outcome(
+            OutcomeStatus.INSUFFICIENT_DATA,
+            "no control channel: every other channel changed fee within the window",
+            **windows,
+        )
+    if control_before.revenue_msat == 0:
+        return outcome(
+            OutcomeStatus.INSUFFICIENT_DATA,
+            f"the {len(controls)} control channel(s) earned nothing before the change; "
+            f"no common trend to difference against",
+            **windows,
+        )
+    did = {
+        metric: _did_per_hour(metric, treated_before, treated_after, control_before, control_after)
+        for metric in _METRICS
+    }
+    revenue_did = did["revenue_msat"]
+    assert revenue_did is not None  # control_before.revenue_msat > 0 was checked above
+    actual_msat = round(revenue_did * window_h)
+    error_msat = None if predicted_benefit_msat is None else actual_msat - predicted_benefit_msat
+    return outcome(
+        OutcomeStatus.MEASURED,
+        f"DiD against {len(controls)} control channel(s)",
+        did_revenue_msat_per_h=revenue_did,
+        did_volume_msat_per_h=did["volume_msat"],
+        did_forwards_per_h=did["forwards"],
+        actual_benefit_msat=actual_msat,
+        prediction_error_msat=error_msat,
+        **windows,
+    )
+
+
+def measure_fee_changes(
+    changes: pl.DataFrame,
+    forwards: pl.DataFrame,
+    *,
+    window_s: int,
+    now: datetime,
+    channel_scids: Iterable[str] | None = None,
+) -> list[FeeOutcome]:
+    """Outcomes of every logged change (pending ones included; the flow stores the others)."""
+    log = conform(changes, FEE_CHANGE_SCHEMA, FEE_CHANGE_REQUIRED, "fee_changes").sort("changed_at")
+    scids = None if channel_scids is None else tuple(channel_scids)
+    return [
+        estimate_fee_outcome(
+            scid=row["scid"],
+            changed_at=row["changed_at"],
+            forwards=forwards,
+            changes=log,
+            window_s=window_s,
+            now=now,
+            channel_scids=scids,
+            predicted_benefit_msat=row["predicted_benefit_msat"],
+            change_id=row["change_id"],
+        )
+        for row in log.iter_rows(named=True)
+    ]
+
+
+def _did_per_hour(
+    metric: str,
+    treated_before: WindowTotals,
+    treated_after: WindowTotals,
+    control_before: WindowTotals,
+    control_after: WindowTotals,
+) -> float | None:
+    """after_c − before_c × control trend, per hour; None when the control has no baseline."""
+    baseline = control_before.per_hour(metric)
+    if baseline <= 0:
+        return None
+    trend = control_after.per_hour(metric) / baseline
+    return treated_after.per_hour(metric) - treated_before.per_hour(metric) * trend
+
+
+def _seen_channels(fwd: pl.DataFrame, log: pl.DataFrame) -> set[str]:
+    seen = set(fwd["out_channel"].drop_nulls()) | set(log["scid"].drop_nulls())
+    return {str(scid) for scid in seen}
+
+
+def _totals(fwd: pl.DataFrame, scids: set[str], start: datetime, end: datetime) -> WindowTotals:
+    part = fwd.filter(
+        pl.col("out_channel").is_in(list(scids))
+        & (pl.col("resolved_at") >= start)
+        & (pl.col("resolved_at") < end)
+    )
+    return WindowTotals(
+        hours=(end - start).total_seconds() / 3600,
+        forwards=part.height,
+        revenue_msat=int(part["fee_msat"].fill_null(0).sum()),
+        volume_msat=int(part["out_msat"].fill_null(0).sum()),
+    )

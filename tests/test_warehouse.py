@@ -28,6 +28,7 @@ HOLD = textwrap.dedent(
 
 
 def hold(path: Path, mode: str, seconds: float) -> subprocess.Popen[str]:
+    db.release_all()  # our own idle-held connection would block the foreign holder
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(path), mode, str(seconds)],
         stdout=subprocess.PIPE,

@@ -9,6 +9,7 @@ and logged, and the final error names the file, the holder and the fix.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,36 +50,76 @@ def _holder(lock_file: Path) -> str:
         return "unknown holder"
 
 
-@contextmanager
-def _writer_lock(db_path: Path, timeout_s: float, who: str) -> Iterator[None]:
+def _acquire_writer_lock(db_path: Path, timeout_s: float, who: str) -> int:
+    """flock `<db>.writer-lock` within `timeout_s`; return the descriptor that holds it."""
     lock_file = _lock_path(db_path)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout_s
     delay_s = 0.02
     warned = False
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise WarehouseLocked(
-                        f"warehouse {db_path} is locked by {_holder(lock_file)} for more than "
-                        f"{timeout_s:.0f}s; wait for that run to finish, or raise "
-                        f"warehouse.lock_timeout_s"
-                    ) from None
-                if not warned:
-                    log.info("warehouse %s busy (%s); waiting", db_path, _holder(lock_file))
-                    warned = True
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 1.5, 0.5)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({who})".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = _holder(lock_file)
+                os.close(fd)
+                raise WarehouseLocked(
+                    f"warehouse {db_path} is locked by {holder} for more than "
+                    f"{timeout_s:.0f}s; wait for that run to finish, or raise "
+                    f"warehouse.lock_timeout_s"
+                ) from None
+            if not warned:
+                log.info("warehouse %s busy (%s); waiting", db_path, _holder(lock_file))
+                warned = True
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 1.5, 0.5)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} ({who})".encode(), 0)
+    return fd
+
+
+@dataclass
+class _Held:
+    """This process's writer connection, kept briefly between writes.
+
+    Opening a DuckDB file costs ~35 ms (catalog load, checkpoint on close); a loop makes dozens
+    of small writes. The connection and the lock stay held until IDLE_RELEASE_S pass without a
+    write, so other processes still get their turn within a second.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    fd: int
+    timer: threading.Timer | None = None
+
+
+IDLE_RELEASE_S = 0.5
+_held: dict[Path, _Held] = {}
+_held_lock = threading.RLock()
+
+
+def _release(db_path: Path) -> None:
+    with _held_lock:
+        held = _held.pop(db_path, None)
+        if held is None:
+            return
+        if held.timer is not None:
+            held.timer.cancel()
+        try:
+            held.con.close()
+        finally:
+            os.close(held.fd)  # closing the descriptor releases the flock
+
+
+def release_all() -> None:
+    """Close every held connection now (tests, shutdown, before handing the file to others)."""
+    for path in list(_held):
+        _release(path)
+
+
+atexit.register(release_all)
 
 
 def _connect(db_path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
@@ -120,17 +162,37 @@ def writer(
     who: str = "hiveops",
     _skip_migrate: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection held only for the block; migrations applied first."""
+    """A read-write cursor for the block; migrations applied first.
+
+    Writers inside one process take turns (a re-entrant lock); writers in other processes wait
+    on the lock file.
+    """
     db_path = Path(db_path).resolve()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if not _skip_migrate:
         ensure_migrated(db_path, timeout_s)
-    with _writer_lock(db_path, timeout_s, who):
-        con = _connect(db_path, read_only=False, deadline=time.monotonic() + timeout_s)
+    with _held_lock:
+        held = _held.get(db_path)
+        if held is None:
+            fd = _acquire_writer_lock(db_path, timeout_s, who)
+            try:
+                con = _connect(db_path, read_only=False, deadline=time.monotonic() + timeout_s)
+            except BaseException:
+                os.close(fd)
+                raise
+            held = _held[db_path] = _Held(con, fd)
+        elif held.timer is not None:
+            held.timer.cancel()
+        cursor = held.con.cursor()
         try:
-            yield con
+            yield cursor
         finally:
-            con.close()
+            cursor.close()
+            held.timer = threading.Timer(IDLE_RELEASE_S, _release, args=(db_path,))
+            # Not a daemon: at exit Python waits for it, so DuckDB closes cleanly rather than
+            # being torn down mid-close.
+            held.timer.daemon = False
+            held.timer.start()
 
 
 @contextmanager
@@ -141,6 +203,9 @@ def reader(db_path: Path, *, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBP
         raise FileNotFoundError(
             f"warehouse {db_path} does not exist yet; run `hiveops run collect` first"
         )
+    # DuckDB refuses a read-only open of a file this process holds read-write: hand it back
+    # first (between writes, so no write is cut short).
+    _release(db_path)
     con = _connect(db_path, read_only=True, deadline=time.monotonic() + timeout_s)
     try:
         yield con

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lnsim.market import Market  # noqa: E402
-from lnsim.scenario_model import load_scenario  # noqa: E402
-from lnsim.topology import build_network  # noqa: E402
+from lnsim.market import Market
+from lnsim.scenario_model import load_scenario
+from lnsim.topology import build_network
 
 
 def main() -> int:
@@ -27,8 +27,10 @@ def main() -> int:
     parser.add_argument("--node", default="nexus-02")
     parser.add_argument("--scenario", action="append")
     args = parser.parse_args()
-    print(f"{'scenario':<10} {'node':<9} {'settled':>8} {'failed':>7} {'local_f':>8} "
-          f"{'fees_sat':>9} {'volume_sat':>12} {'fwd/day':>8} {'payments':>9} {'wall_s':>7}")
+    print(
+        f"{'scenario':<10} {'node':<9} {'settled':>8} {'failed':>7} {'local_f':>8} "
+        f"{'fees_sat':>9} {'volume_sat':>12} {'fwd/day':>8} {'payments':>9} {'wall_s':>7}"
+    )
     for name in args.scenario or ["audit", "busy"]:
         scenario = load_scenario(name)
         net = build_network(scenario)
@@ -45,10 +47,12 @@ def main() -> int:
             settled = [f for f in fleet.forwards if f.status == "settled"]
             fees_sat = sum(f.fee_msat or 0 for f in settled) // 1000
             volume_sat = sum(f.out_msat or 0 for f in settled) // 1000
-            print(f"{scenario.name:<10} {member.name:<9} {counts['settled']:>8} "
-                  f"{counts['failed']:>7} {counts['local_failed']:>8} {fees_sat:>9} "
-                  f"{volume_sat:>12} {counts['settled'] / args.days:>8.1f} "
-                  f"{report.payments:>9} {wall_s:>7.1f}")
+            print(
+                f"{scenario.name:<10} {member.name:<9} {counts['settled']:>8} "
+                f"{counts['failed']:>7} {counts['local_failed']:>8} {fees_sat:>9} "
+                f"{volume_sat:>12} {counts['settled'] / args.days:>8.1f} "
+                f"{report.payments:>9} {wall_s:>7.1f}"
+            )
     return 0
 
 

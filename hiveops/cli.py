@@ -114,6 +114,7 @@ def _sim_start(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar says enough
     from hiveops.demo import run_demo
 
     return run_demo(days=args.days, workdir=args.workdir, scenario=args.scenario)

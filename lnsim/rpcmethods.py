@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from typing import Any
 
 from lnsim.errors import INVALID_PARAMS, SimRpcError
 from lnsim.market import Market
-from lnsim.rpcserver import Handler
+from lnsim.rpcserver import Handler, RawResult
 from lnsim.state import Channel, Forward, Network
 
 PARAMS_ORDER: dict[str, list[str]] = {
@@ -297,7 +298,12 @@ class NodeMethods:
             ]
         if limit is not None:
             rows = rows[: int(limit)]
-        return {"forwards": [forward_json(f) for f in rows]}
+        parts = []
+        for f in rows:
+            if f.json_cache is None:
+                f.json_cache = json.dumps(forward_json(f))
+            parts.append(f.json_cache)
+        return RawResult('{"forwards": [' + ", ".join(parts) + "]}")
 
     def wait(self, p: dict[str, Any]) -> dict[str, Any]:
         subsystem, indexname = p.get("subsystem"), p.get("indexname")

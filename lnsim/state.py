@@ -121,6 +121,9 @@ class Forward:
     failcode: int | None = None
     failreason: str | None = None
     updated_index: int | None = None
+    # The serialised listforwards entry, cached by the RPC layer (forwards are final once
+    # resolved; anything that changes a forward must reset this).
+    json_cache: str | None = None
 
 
 @dataclass(slots=True)

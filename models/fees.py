@@ -89,19 +89,24 @@ DEFAULT_POLICY = FeePolicy(kind=PolicyKind.DYNAMIC, note="built-in default")
 class FeeTuning(_Frozen):
     """Controller constants that are not (yet) operator settings; the bench may vary them.
 
-    Each default has a source: the ladder ratio and 48 h arms come from CLBOSS price theory, the
-    7/8-depletion scarcity bump and slow cadence from LiT Autofees, the 50 k sat forward from the
-    Diamond Hands routing report, 100 ppm from the 2026-02 gossip snapshot's median.
+    Each default has a source or a reason: the ladder ratio comes from CLBOSS price theory, the
+    mild scarcity bump from LiT Autofees, the 50 k sat forward from the Diamond Hands routing
+    report, 100 ppm from the 2026-02 gossip snapshot's median. `optimum_prior_spread` = 3 puts
+    one standard deviation of the revenue-optimal fee's log-normal prior at ×3 / ÷3 the market
+    median; `prior_forwards_per_day` = 2 is optimistic on purpose (the audited node saw 0.15
+    per channel per day), so an unproven fee is worth trying rather than written off.
     """
 
     ladder_ratio: float = Field(default=1.2, gt=1.01, le=4.0)
     default_market_ppm: int = Field(default=100, ge=1)
+    optimum_prior_spread: float = Field(default=3.0, gt=1.0)
     prior_forwards_per_day: float = Field(default=2.0, gt=0)
     prior_hours: float = Field(default=48.0, gt=0)
     arm_prior_hours: float = Field(default=24.0, gt=0)
     default_forward_amount_msat: int = Field(default=50_000_000, gt=0)
     fleet_observation_weight: float = Field(default=0.5, ge=0, le=1)
     min_change_pct: float = Field(default=5.0, ge=0, le=100)
+    thompson_min_gain_pct: float = Field(default=10.0, ge=0)
     cold_start_dwell_s: int = Field(default=24 * 3600, ge=0)
     scarcity_low_share: float = Field(default=0.25, ge=0, le=0.5)
     scarcity_high_share: float = Field(default=0.75, ge=0.5, le=1)

@@ -116,7 +116,12 @@ def _pull(
             rows = ingest.forward_rows(page, node_id)
             with db.writer(warehouse_path, timeout_s=lock_timeout_s, who="collect forwards") as con:
                 written += db.stage(con, rows, ["node_id", "created_index"])
-                db.run(con, "collect.upsert_forwards")
+                db.run(
+                    con,
+                    "collect.insert_new_forwards"
+                    if index == "created"
+                    else "collect.upsert_forwards",
+                )
         if page.height < page_size:
             return written
         column = "created_index" if index == "created" else "updated_index"

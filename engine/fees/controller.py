@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.fees.bandit import RevenueModel, build_revenue_model
+from engine.fees.decision import assemble_decision, context_inputs, json_float
 from engine.fees.explore import cold_start_target, is_cold
 from engine.fees.guards import (
     drain_signal,
@@ -71,12 +72,18 @@ def decide_fee(
     if history.scid != channel.scid:
         raise ValueError(f"history is for {history.scid}, channel is {channel.scid}")
     policy = policy or DEFAULT_POLICY
-    inputs = _context_inputs(channel, history, market, policy, now)
+    inputs = context_inputs(channel, history, market, policy, now)
     if channel.is_fleet or policy.kind is PolicyKind.FLEET:
         inputs["note"] = "fleet channels post fees.fleet_fee_ppm with 0 base; no floor applies"
-        return _decision(
-            channel, now, PolicyKind.FLEET, FeeReason.FLEET_POLICY, 0, config.fleet_fee_ppm,
-            None, inputs, tuning,
+        return assemble_decision(
+            channel,
+            now,
+            PolicyKind.FLEET,
+            FeeReason.FLEET_POLICY,
+            (0, config.fleet_fee_ppm),
+            model=None,
+            inputs=inputs,
+            tuning=tuning,
         )
     floor_ppm, ceiling_ppm = fee_bounds(config, policy)
     model = build_revenue_model(
@@ -92,20 +99,33 @@ def decide_fee(
         "floor_ppm": floor_ppm,
         "ceiling_ppm": ceiling_ppm,
         "prior_centre_ppm": round(model.market_ppm, 2),
-        "pooled_forwards_per_h": round(model.pooled_rate_per_h, 5),
+        "curve_optimum_ppm": round(model.curve.mean_optimum_ppm, 2),
         "arms": model.summary(),
     }
     if policy.kind is PolicyKind.STATIC:
         assert policy.fee_ppm is not None  # FeePolicy guarantees it for static
         base = config.base_fee_msat if policy.base_fee_msat is None else policy.base_fee_msat
-        return _decision(
-            channel, now, policy.kind, FeeReason.STATIC_POLICY, base, policy.fee_ppm,
-            model, inputs, tuning,
+        return assemble_decision(
+            channel,
+            now,
+            policy.kind,
+            FeeReason.STATIC_POLICY,
+            (base, policy.fee_ppm),
+            model=model,
+            inputs=inputs,
+            tuning=tuning,
         )
     if policy.kind is PolicyKind.PASSIVE:
-        return _decision(
-            channel, now, policy.kind, FeeReason.PASSIVE_POLICY, channel.base_fee_msat,
-            channel.fee_ppm, model, inputs, tuning,
+        unchanged = (channel.base_fee_msat, channel.fee_ppm)
+        return assemble_decision(
+            channel,
+            now,
+            policy.kind,
+            FeeReason.PASSIVE_POLICY,
+            unchanged,
+            model=model,
+            inputs=inputs,
+            tuning=tuning,
         )
     return _decide_dynamic(
         channel, history, market, config, now, rng, model, floor_ppm, ceiling_ppm, inputs, tuning
@@ -129,9 +149,15 @@ def _decide_dynamic(
     base = config.base_fee_msat
     if not floor_ppm <= current <= ceiling_ppm:
         clamped = min(max(current, floor_ppm), ceiling_ppm)
-        return _decision(
-            channel, now, PolicyKind.DYNAMIC, FeeReason.BOUNDS_CLAMP, base, clamped,
-            model, inputs, tuning,
+        return assemble_decision(
+            channel,
+            now,
+            PolicyKind.DYNAMIC,
+            FeeReason.BOUNDS_CLAMP,
+            (base, clamped),
+            model=model,
+            inputs=inputs,
+            tuning=tuning,
         )
     target, reason = _propose(
         channel, history, market, config, model, floor_ppm, ceiling_ppm, inputs, tuning, rng
@@ -158,8 +184,15 @@ def _decide_dynamic(
         new_ppm, reason = current, FeeReason.HOLD_HYSTERESIS
     if new_ppm == current and new_base != channel.base_fee_msat:
         reason = FeeReason.BASE_FEE_SYNC
-    return _decision(
-        channel, now, PolicyKind.DYNAMIC, reason, new_base, new_ppm, model, inputs, tuning
+    return assemble_decision(
+        channel,
+        now,
+        PolicyKind.DYNAMIC,
+        reason,
+        (new_base, new_ppm),
+        model=model,
+        inputs=inputs,
+        tuning=tuning,
     )
 
 
@@ -196,17 +229,32 @@ def _propose(
     if drain.active:
         # Multiplicative increase: the largest step allowed, every time the rate limit opens.
         return clamp(current + max_step_ppm(current, config, tuning)), FeeReason.DRAIN_DEFENCE
+    # The posted fee is a ladder price times the scarcity multiplier; learning and exploring
+    # happen on the ladder price, so a depleted channel's multiplier is applied once, not again
+    # on top of an already raised fee every cycle.
+    ladder_ppm = current / multiplier
     if is_cold(history):
         explore_ppm, facts = cold_start_target(
-            current, history, market, model,
-            floor_ppm=floor_ppm, ceiling_ppm=ceiling_ppm, tuning=tuning, rng=rng,
+            ladder_ppm,
+            multiplier,
+            history,
+            market,
+            model,
+            floor_ppm=floor_ppm,
+            ceiling_ppm=ceiling_ppm,
+            tuning=tuning,
+            rng=rng,
         )
         inputs |= facts
         if explore_ppm is None:
             return current, FeeReason.COLD_START_EXPLORE
         return clamp(explore_ppm * multiplier), FeeReason.COLD_START_EXPLORE
-    arm = model.sample_best_arm(rng)
-    inputs["thompson_arm_ppm"] = arm.fee_ppm
+    arm, gain = model.thompson_draw(rng, ladder_ppm)
+    inputs |= {"thompson_arm_ppm": arm.fee_ppm, "thompson_gain": json_float(gain)}
+    # A draw promising less than thompson_min_gain_pct keeps the current ladder price:
+    # near-equal arms would otherwise trade places every cycle (gossip churn that teaches little).
+    if gain * 100 < tuning.thompson_min_gain_pct:
+        arm = model.nearest_arm(ladder_ppm)
     plain, target = clamp(arm.fee_ppm), clamp(arm.fee_ppm * multiplier)
     reason = FeeReason.THOMPSON
     if step_toward(current, target, config, tuning) != step_toward(current, plain, config, tuning):
@@ -220,72 +268,3 @@ def _propose(
         )
         return max(target, current - step), FeeReason.DRAIN_RECOVERY
     return target, reason
-
-
-def _decision(
-    channel: ChannelFeeState,
-    now: datetime,
-    kind: PolicyKind,
-    reason: FeeReason,
-    new_base_msat: int,
-    new_ppm: int,
-    model: RevenueModel | None,
-    inputs: dict[str, Any],
-    tuning: FeeTuning,
-) -> FeeDecision:
-    """Assemble the decision with predictions from the model (fleet: 0 by design, said so)."""
-    if model is None:
-        before_per_h = after_per_h = 0.0
-    else:
-        before_per_h = model.mean_revenue_msat_per_h(channel.fee_ppm, channel.base_fee_msat)
-        after_per_h = model.mean_revenue_msat_per_h(new_ppm, new_base_msat)
-    window_h = tuning.evaluation_window_s / 3600
-    return FeeDecision(
-        node_id=channel.node_id,
-        scid=channel.scid,
-        peer_id=channel.peer_id,
-        decided_at=now,
-        policy_kind=kind,
-        reason=reason,
-        old_base_fee_msat=channel.base_fee_msat,
-        old_fee_ppm=channel.fee_ppm,
-        new_base_fee_msat=new_base_msat,
-        new_fee_ppm=new_ppm,
-        apply=(new_base_msat, new_ppm) != (channel.base_fee_msat, channel.fee_ppm),
-        predicted_revenue_msat_per_day_before=round(before_per_h * 24),
-        predicted_revenue_msat_per_day_after=round(after_per_h * 24),
-        predicted_benefit_msat=round((after_per_h - before_per_h) * window_h),
-        evaluation_window_s=tuning.evaluation_window_s,
-        inputs=inputs,
-    )
-
-
-def _context_inputs(
-    channel: ChannelFeeState,
-    history: FeeHistory,
-    market: MarketView,
-    policy: FeePolicy,
-    now: datetime,
-) -> dict[str, Any]:
-    """The facts every decision stores, whatever rule decides (JSON-safe values only)."""
-    since_s = None
-    if channel.last_change_at is not None:
-        since_s = round((now - channel.last_change_at).total_seconds())
-    return {
-        "policy_kind": str(policy.kind),
-        "policy_scope": policy.scope,
-        "policy_note": policy.note,
-        "local_share": round(channel.local_share, 4),
-        "capacity_msat": channel.capacity_msat,
-        "since_last_change_s": since_s,
-        "market_competitors": len(market.competitor_fee_ppm),
-        "market_p25_ppm": market.quantile_ppm(0.25),
-        "market_median_ppm": market.median_ppm,
-        "market_p75_ppm": market.quantile_ppm(0.75),
-        "fleet_observations": len(market.fleet_levels),
-        "history_forwards": history.total_forwards,
-        "history_hours": round(history.total_hours, 2),
-        "since_change_hours": None
-        if history.since_change is None
-        else round(history.since_change.hours, 2),
-    }

@@ -41,7 +41,8 @@ def explore_range_ppm(
 
 
 def cold_start_target(
-    current_ppm: int,
+    ladder_ppm: float,
+    multiplier: float,
     history: FeeHistory,
     market: MarketView,
     model: RevenueModel,
@@ -51,7 +52,12 @@ def cold_start_target(
     tuning: FeeTuning,
     rng: random.Random,
 ) -> tuple[int | None, dict[str, float]]:
-    """The next fee to try, or None while the current fee is still dwelling; plus the facts."""
+    """The next ladder fee to try, or None while the current one is still dwelling; plus facts.
+
+    `ladder_ppm` is the current fee without the scarcity `multiplier` (the controller applies the
+    multiplier to whatever this returns); observed hours are looked up at the fee that would
+    actually be posted, since that is where the history records them.
+    """
     low, high = explore_range_ppm(market, model.market_ppm, floor_ppm, ceiling_ppm, tuning)
     in_range = [arm for arm in model.arms if low <= arm.fee_ppm <= high]
     if not in_range:
@@ -59,13 +65,13 @@ def cold_start_target(
     dwell_s = history.since_change.hours * 3600 if history.since_change else 0.0
     facts = {"explore_low_ppm": round(low, 1), "explore_high_ppm": round(high, 1)}
     facts["dwell_s"] = round(dwell_s)
-    if current_ppm < low:
+    if ladder_ppm < low:
         return in_range[0].fee_ppm, facts
-    if current_ppm > high:
+    if ladder_ppm > high:
         return in_range[-1].fee_ppm, facts
     if dwell_s < tuning.cold_start_dwell_s:
         return None, facts
-    current_arm = model.nearest_arm(current_ppm)
+    current_arm = model.nearest_arm(ladder_ppm)
     candidates = [arm for arm in in_range if arm.fee_ppm != current_arm.fee_ppm]
     if not candidates:
         candidates = _neighbours(model.arms, current_arm)
@@ -74,8 +80,9 @@ def cold_start_target(
     anchor = math.log(model.market_ppm)
 
     def preference(arm: Arm) -> tuple[float, float, float]:
-        # Least observed first, then closest to the market, then a seeded coin.
-        return (arm.hours, abs(math.log(max(arm.fee_ppm, 1)) - anchor), rng.random())
+        # Least observed (as posted) first, then closest to the market, then a seeded coin.
+        observed_h = model.nearest_arm(arm.fee_ppm * multiplier).hours
+        return (observed_h, abs(math.log(max(arm.fee_ppm, 1)) - anchor), rng.random())
 
     return min(candidates, key=preference).fee_ppm, facts
 

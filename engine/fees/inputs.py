@@ -121,7 +121,8 @@ def latest_change_at(changes: pl.DataFrame, scid: str, now: datetime) -> datetim
     log = conform(changes, FEE_CHANGE_SCHEMA, FEE_CHANGE_REQUIRED, "fee_changes").filter(
         (pl.col("scid") == scid) & (pl.col("changed_at") <= now)
     )
-    return log["changed_at"].max() if log.height else None  # type: ignore[return-value]
+    latest = log["changed_at"].max()
+    return latest if isinstance(latest, datetime) else None
 
 
 def build_market_view(

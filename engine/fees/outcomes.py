@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -65,7 +66,7 @@ def estimate_fee_outcome(
     before_start = max([changed_at - window, *(t for t in own if t < changed_at)])
     after_end = min([changed_at + window, *(t for t in own if t > changed_at)])
 
-    def outcome(status: OutcomeStatus, detail: str, **measured: object) -> FeeOutcome:
+    def outcome(status: OutcomeStatus, detail: str, **measured: Any) -> FeeOutcome:
         return FeeOutcome(
             scid=scid,
             changed_at=changed_at,
@@ -74,7 +75,7 @@ def estimate_fee_outcome(
             detail=detail,
             change_id=change_id,
             predicted_benefit_msat=predicted_benefit_msat,
-            **measured,  # type: ignore[arg-type]
+            **measured,
         )
 
     if now < after_end:

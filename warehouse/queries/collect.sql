@@ -45,3 +45,8 @@ INSERT OR IGNORE INTO onchain_costs BY NAME SELECT * FROM staged;
 
 -- name: count_forwards
 SELECT count(*) AS n FROM forwards WHERE node_id = $node_id;
+
+-- name: insert_new_forwards
+-- The created-index pass reads rows past the stored high-water mark: plain inserts, and a row a
+-- concurrent run stored first is left for the updated-index pass to refresh.
+INSERT OR IGNORE INTO forwards BY NAME SELECT * FROM staged;

@@ -68,9 +68,19 @@ def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
                         print(f"\n  {cadence.loop} failed: {exc}")
             _progress(step, steps, time.monotonic() - started)
         sim_forwards = {name: fleet.forward_count(name) for name in fleet.socket_paths}
+        _let_prefect_settle()
     print()
     _summary(warehouse, config, sim_forwards, time.monotonic() - started)
     return 1 if failures else 0
+
+
+def _let_prefect_settle() -> None:
+    """Flush queued run events before the ephemeral Prefect server stops with the process
+    (otherwise its recorder logs cancelled flushes at exit)."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10, at_exit=False)
+    time.sleep(2)
 
 
 def _progress(step: int, steps: int, wall_s: float) -> None:

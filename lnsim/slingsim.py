@@ -32,7 +32,6 @@ JOB_KEYS = {
     "paralleljobs",
 }
 ONCE_KEYS = (JOB_KEYS - {"target"}) | {"onceamount"}
-WINDOW_S = 30 * 86_400
 
 
 @dataclass

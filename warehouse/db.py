@@ -240,3 +240,8 @@ def fetch_all(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[
     cur = run(con, name, **params)
     columns = [d[0] for d in cur.description]
     return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pl.DataFrame:
+    """The named query's result as a polars frame (through Arrow, no row-by-row copy)."""
+    return pl.from_arrow(con.sql(sql(name), params=params or None).to_arrow_table())  # type: ignore[return-value]

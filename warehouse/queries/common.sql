@@ -18,3 +18,6 @@ VALUES ($alert_id, $raised_at, $loop, $node, $kind, $severity, $message, $detail
 
 -- name: external_channel_capacities
 SELECT capacity_msat // 1000 AS capacity_sat FROM channel_latest WHERE NOT is_fleet;
+
+-- name: node_ids
+SELECT name, node_id FROM nodes;

@@ -1,0 +1,145 @@
+"""Fee tasks: read a node's fee inputs, record decisions, apply changes with setchannel."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+
+from engine.fees.plan import FeeInputs
+from models.fees import FeeDecision, FeePolicy
+from models.settings import NodeConfig, RpcConfig
+from tasks.gateway import NodeError, NodeGateway
+from warehouse import db
+
+LOOKBACK_DAYS = 30
+STALE_SNAPSHOT_S = 6 * 3600
+
+
+class NoFreshSnapshot(RuntimeError):
+    pass
+
+
+def _frame(con, name: str, **params: object) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    return db.fetch_frame(con, name, **params)
+
+
+@task(name="known-node-ids")
+def known_node_ids(warehouse_path: Path) -> dict[str, str]:
+    """Configured name -> node id, as collect recorded them."""
+    with db.writer(warehouse_path, who="fees read") as con:
+        return {r["name"]: r["node_id"] for r in db.fetch_all(con, "common.node_ids")}
+
+
+@task(name="load-fee-inputs", retries=2, retry_delay_seconds=2)
+def load_fee_inputs(warehouse_path: Path, node_id: str, now: datetime) -> FeeInputs:
+    with db.writer(warehouse_path, who="fees read") as con:
+        channels = _frame(con, "fees.channels", node_id=node_id)
+        inputs = FeeInputs(
+            node_id=node_id,
+            channels=channels,
+            first_seen=_frame(con, "fees.first_seen", node_id=node_id),
+            forwards=_frame(
+                con, "fees.forwards", node_id=node_id, since=now - timedelta(days=LOOKBACK_DAYS)
+            ),
+            changes=_frame(con, "fees.changes", node_id=node_id),
+            peer_policies=_frame(con, "fees.peer_policies", node_id=node_id),
+            policies=tuple(FeePolicy.model_validate(r) for r in db.fetch_all(con, "fees.policies")),
+        )
+    if channels.is_empty():
+        raise NoFreshSnapshot(f"no channel snapshot for node {node_id}: run collect first")
+    age_s = (now - channels["taken_at"].max()).total_seconds()  # type: ignore[operator]
+    if age_s > STALE_SNAPSHOT_S:
+        raise NoFreshSnapshot(
+            f"latest snapshot of node {node_id} is {age_s / 3600:.1f} h old; fees decide only "
+            f"on state younger than {STALE_SNAPSHOT_S // 3600} h (is collect running?)"
+        )
+    return inputs
+
+
+@task(name="record-fee-decisions", retries=2, retry_delay_seconds=2)
+def record_fee_decisions(
+    warehouse_path: Path, run_id: str, decisions: list[FeeDecision], dry_run: bool
+) -> list[str]:
+    """Store every decision, and a pending change for each one to apply: written before acting,
+    so a crash between setchannel and its record still leaves a trace."""
+    rows, changes, change_ids = [], [], []
+    for d in decisions:
+        decision_id = uuid.uuid4().hex
+        rows.append(
+            {
+                **d.model_dump(mode="python", exclude={"inputs"}),
+                "decision_id": decision_id,
+                "run_id": run_id,
+                "dry_run": dry_run,
+                "policy_kind": str(d.policy_kind),
+                "reason": str(d.reason),
+                "inputs": json.dumps(d.inputs, default=str),
+            }
+        )
+        if d.apply and not dry_run:
+            change_ids.append(decision_id)
+            changes.append(
+                {
+                    "change_id": decision_id,
+                    "node_id": d.node_id,
+                    "scid": d.scid,
+                    "peer_id": d.peer_id,
+                    "changed_at": d.decided_at,
+                    "old_base_fee_msat": d.old_base_fee_msat,
+                    "old_fee_ppm": d.old_fee_ppm,
+                    "new_base_fee_msat": d.new_base_fee_msat,
+                    "new_fee_ppm": d.new_fee_ppm,
+                    "new_ppm": d.new_fee_ppm,
+                    "reason": str(d.reason),
+                    "predicted_benefit_msat": d.predicted_benefit_msat,
+                    "evaluation_window_s": d.evaluation_window_s,
+                    "status": "pending",
+                    "error": None,
+                }
+            )
+    with db.writer(warehouse_path, who="fees record") as con:
+        con.execute("BEGIN TRANSACTION")
+        if rows:
+            db.stage(con, pl.DataFrame(rows, infer_schema_length=None))
+            db.run(con, "fees.insert_decisions")
+        if changes:
+            db.stage(con, pl.DataFrame(changes, infer_schema_length=None))
+            db.run(con, "fees.insert_changes")
+        con.execute("COMMIT")
+    return change_ids
+
+
+@task(name="apply-fee-changes")
+def apply_fee_changes(
+    warehouse_path: Path,
+    node: NodeConfig,
+    rpc: RpcConfig,
+    decisions: list[FeeDecision],
+    change_ids: list[str],
+) -> dict[str, str]:
+    """setchannel for each pending change; each result is recorded as soon as it is known."""
+    gw = NodeGateway(node, rpc)
+    to_apply = [d for d in decisions if d.apply]
+    results: dict[str, str] = {}
+    for decision, change_id in zip(to_apply, change_ids, strict=True):
+        status, error = "applied", None
+        try:
+            gw.call(
+                "setchannel",
+                {
+                    "id": decision.scid,
+                    "feebase": decision.new_base_fee_msat,
+                    "feeppm": decision.new_fee_ppm,
+                },
+            )
+        except NodeError as exc:
+            status, error = "failed", str(exc)
+        with db.writer(warehouse_path, who="fees apply") as con:
+            db.run(con, "fees.finish_change", status=status, error=error, change_id=change_id)
+        results[decision.scid] = status if error is None else f"{status}: {error}"
+    return results

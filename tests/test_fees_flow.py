@@ -1,0 +1,104 @@
+"""The fees loop against the simulator: fleet channels stay free, decisions are all recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyln.client import LightningRpc
+
+from flows.collect import collect
+from flows.fees import fees
+from lnsim.fleet import SimFleet
+from models.settings import load_settings
+from warehouse import db
+
+HOUR_S = 3600
+
+
+@pytest.fixture
+def fleet(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with SimFleet("audit", workdir=tmp_path / "sim") as fleet:
+        fleet.advance(24 * HOUR_S)
+        yield fleet
+
+
+def config(fleet: SimFleet, tmp_path: Path, extra: str = "") -> Path:
+    path = fleet.write_config(tmp_path / "hiveops.toml", tmp_path / "hiveops.duckdb")
+    with path.open("a") as f:
+        f.write("\n[fees]\nmin_fee_ppm = 25\n" + extra)
+    return path
+
+
+def fleet_fees(fleet: SimFleet, name: str) -> set[tuple[int, int]]:
+    rpc = LightningRpc(str(fleet.socket_paths[name]))
+    fleet_ids = set(fleet.node_ids.values())
+    return {
+        (c["fee_base_msat"], c["fee_proportional_millionths"])
+        for c in rpc.listpeerchannels()["channels"]
+        if c["peer_id"] in fleet_ids
+    }
+
+
+def cycle(fleet: SimFleet, path: Path) -> None:
+    collect(config_path=str(path), now=fleet.now)
+    fees(config_path=str(path), now=fleet.now)
+
+
+def test_fleet_channel_stays_zero_fee_under_min_floor(
+    fleet: SimFleet, tmp_path: Path, prefect_harness: None
+) -> None:
+    rpc = LightningRpc(str(fleet.socket_paths["nexus-02"]))
+    fleet_peer = fleet.node_ids["nexus-03"]
+    rpc.setchannel(fleet_peer, feebase=1000, feeppm=25)  # the audit's floor on a fleet channel
+    path = config(fleet, tmp_path)
+    for _ in range(3):
+        cycle(fleet, path)
+        for name in fleet.node_ids:
+            assert fleet_fees(fleet, name) <= {(0, 0)}, name
+        fleet.advance(6 * HOUR_S)
+    with db.reader(load_settings(path).warehouse_path) as con:
+        reasons = con.execute(
+            "SELECT reason, count(*) FROM fee_changes WHERE peer_id = ? GROUP BY reason",
+            [fleet_peer],
+        ).fetchall()
+        undecided = con.execute(
+            "SELECT count(*) FROM channel_latest c ANTI JOIN fee_decisions d USING (node_id, scid)"
+        ).fetchall()[0][0]
+    assert reasons == [("fleet_policy", 1)]
+    assert undecided == 0
+
+
+def test_cold_start_channels_change_fee_within_a_few_cycles(
+    fleet: SimFleet, tmp_path: Path, prefect_harness: None
+) -> None:
+    path = config(fleet, tmp_path)
+    for _ in range(4):
+        cycle(fleet, path)
+        fleet.advance(6 * HOUR_S)
+    with db.reader(load_settings(path).warehouse_path) as con:
+        quiet_changed = con.execute(
+            "SELECT count(DISTINCT c.scid) FROM fee_changes c "
+            "WHERE c.status = 'applied' AND NOT EXISTS (SELECT 1 FROM forwards f "
+            "WHERE f.out_channel = c.scid AND f.status = 'settled')"
+        ).fetchall()[0][0]
+        failed = con.execute("SELECT count(*) FROM fee_changes WHERE status <> 'applied'")
+        assert failed.fetchall()[0][0] == 0
+    assert quiet_changed >= 3
+
+
+def test_dry_run_records_decisions_and_changes_nothing(
+    fleet: SimFleet, tmp_path: Path, prefect_harness: None
+) -> None:
+    path = config(fleet, tmp_path, extra="")
+    text = path.read_text().replace("warehouse_path", "dry_run = true\nwarehouse_path", 1)
+    path.write_text(text)
+    before = fleet.call_count("nexus-02", "setchannel")
+    cycle(fleet, path)
+    assert fleet.call_count("nexus-02", "setchannel") == before
+    with db.reader(load_settings(path).warehouse_path) as con:
+        decided, dry = con.execute(
+            "SELECT count(*), bool_and(dry_run) FROM fee_decisions"
+        ).fetchall()[0]
+        changes = con.execute("SELECT count(*) FROM fee_changes").fetchall()[0][0]
+    assert decided > 0 and dry and changes == 0

@@ -17,9 +17,11 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from flows.collect import collect
 from flows.common import LoopFailed
+from flows.fees import fees
 from warehouse import db
 
 HOUR_S = 3600
+LOOPS = {"collect": collect, "fees": fees}
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Cadence:
 
 
 # Production cadences are in prefect.yaml; the demo scales them to keep 21 days short.
-DEMO_CADENCES = (Cadence("collect", 6 * HOUR_S),)
+DEMO_CADENCES = (Cadence("collect", 6 * HOUR_S), Cadence("fees", 24 * HOUR_S))
 
 
 def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
@@ -62,7 +64,7 @@ def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
             for cadence in DEMO_CADENCES:
                 if elapsed_s % cadence.every_s == 0:
                     try:
-                        collect(config_path=str(config), now=fleet.now)
+                        LOOPS[cadence.loop](config_path=str(config), now=fleet.now)
                     except LoopFailed as exc:
                         failures += 1
                         print(f"\n  {cadence.loop} failed: {exc}")
@@ -96,6 +98,7 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
     with db.reader(warehouse) as con:
         revenue = db.fetch_all(con, "report.demo_revenue")
         freshness = db.fetch_all(con, "report.loop_freshness")
+        fee_changes = db.fetch_all(con, "report.fee_change_summary")
     print(f"finished in {wall_s:.0f} s wall")
     print("routing revenue per node (settled forwards):")
     for row in revenue:
@@ -104,6 +107,9 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
             f"{row['fees_msat'] // 1000:>8} sat fees  (simulator counted "
             f"{sim_forwards.get(row['node_name'], 0)} forwards of any status)"
         )
+    print("fee changes by reason:")
+    for row in fee_changes:
+        print(f"  {row['reason']:<20} {row['status']:<8} {row['changes']:>5}")
     print("loop freshness:")
     for row in freshness:
         print(

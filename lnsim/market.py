@@ -1,327 +1,236 @@
 """The simulated clock and everything that happens as it advances.
 
-`Market.advance` processes events in time order: payments (Poisson arrivals, log-normal
-amounts, destinations weighted by capacity), competitor fee moves, external peer outages, channel
-confirmations and sling rebalance attempts. It takes the network lock per event, so RPC calls
-interleave with a running clock. Same scenario and seed, same history.
+`Market.advance` processes events in time order: payments between external nodes (Poisson
+arrivals, log-normal amounts, destinations weighted by capacity), competitor fee moves, external
+peer outages, confirmations of opens and closes, and sling rebalance attempts. It takes the
+network lock per event, so RPC calls interleave with a running clock and never see half a
+payment. Every random choice comes from a stream seeded by the scenario (one stream per
+subsystem, so changing our fees does not reshuffle which payments arrive): same scenario and
+seed, same history.
+
+Node actions (setchannel, fundchannel, close, ...) live in `lnsim.node_actions`.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
+import heapq
 import itertools
+import math
 import random
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from lnsim.errors import FUND_CANNOT_AFFORD, LIGHTNINGD, SimRpcError
-from lnsim.pathfind import Graph
-from lnsim.payments import AdvanceReport, Payments
-from lnsim.scenario_model import Scenario
-from lnsim.slingsim import Sling
-from lnsim.state import Channel, ChannelStats, Forward, IncomeEvent, Network, Policy, Utxo
+from lnsim.forwarding import Forwarder
+from lnsim.node_actions import NodeActions
+from lnsim.routing import Router
+from lnsim.scenario import Scenario
+from lnsim.sling import Sling
+from lnsim.state import Network, Policy
+from lnsim.synth import synthesize_forwards
 
-LOCKIN_BLOCKS = 6
+PAYMENT, WALK, TOGGLE, HIDE, CONFIRM, SLING = range(6)
 
 
-class Market:
-    def __init__(self, net: Network, scenario: Scenario, seed: int | None = None) -> None:
-        self.net, self.scenario = net, scenario
-        self.rng = random.Random(scenario.seed if seed is None else seed)
-        self.graph = Graph(net)
-        self.payments = Payments(net, self.graph, scenario, self.rng)
-        self.sling = {n.pubkey: Sling(self, n.pubkey) for n in net.fleet_nodes()}
-        self._external = sorted(pk for pk, n in net.nodes.items() if n.fleet is None)
-        weights = [
-            sum(net.channels[s].capacity_msat for s in net.nodes[pk].channels)
-            for pk in self._external
-        ]
-        self._cum_weights = list(itertools.accumulate(weights))
-        self._clock = float(net.now)
-        self._next_payment = self._clock + self._interarrival()
-        self._next_walk = self._clock + scenario.competitors.walk_every_s
-        self._next_outage_check = self._clock + 3600
-        self._next_sling = self._clock + scenario.sling.attempt_every_s
-        self._pending: list[tuple[int, str]] = []  # (confirm time, scid)
+@dataclass
+class AdvanceReport:
+    payments: int = 0
+    succeeded: int = 0
+    fleet_forwards: int = 0
+    rebalance_attempts: int = 0
+    wall_s: float = 0.0
+
+
+class Market(NodeActions):
+    def __init__(
+        self,
+        network: Network,
+        scenario: Scenario,
+        seed: int | None = None,
+        sling_dir: Path | str | None = None,
+    ) -> None:
+        self.net, self.scenario = network, scenario
+        self.seed = scenario.seed if seed is None else seed
+        streams = random.Random(self.seed)
+        self.demand_rng, self.walk_rng, self.outage_rng, hop_rng, self.sling_rng = (
+            random.Random(streams.getrandbits(64)) for _ in range(5)
+        )
+        self.router = Router(network)
+        self.forwarder = Forwarder(network, hop_rng)
+        self.sling = {
+            n.pubkey: Sling(self, n.pubkey, None if sling_dir is None else Path(sling_dir) / name)
+            for n in network.fleet_nodes()
+            if n.fleet is not None
+            for name in [n.fleet.name]
+        }
+        self._external = sorted(pk for pk, n in network.nodes.items() if n.fleet is None)
+        self._dest_weights = self._cumulative(capacity=True)
+        self._source_weights = (
+            self._dest_weights
+            if scenario.demand.source_weighting == "capacity"
+            else self._cumulative(capacity=False)
+        )
+        self._walkable = self._external_policies()
+        self._clock = float(network.now)
+        self._events: list[tuple[float, int, int, str]] = []
+        self._seq = itertools.count()
+        self._schedule(self._clock + self._interarrival(), PAYMENT)
+        self._schedule(self._clock + scenario.competitors.walk_every_s, WALK)
+        self._schedule(self._clock + scenario.sling.attempt_every_s, SLING)
+        self._init_outages()
         self._scid_counter = itertools.count(1)
 
-    # -- clock -----------------------------------------------------------------------------
-    def _interarrival(self) -> float:
-        return self.rng.expovariate(self.scenario.demand.payments_per_hour / 3600)
+    # -- setup -----------------------------------------------------------------------------
+    def _cumulative(self, capacity: bool) -> list[int]:
+        if not capacity:
+            return list(range(1, len(self._external) + 1))
+        weights = (
+            sum(self.net.channels[s].capacity_msat for s in self.net.nodes[pk].channels) // 1000
+            for pk in self._external
+        )
+        return list(itertools.accumulate(weights))
 
+    def _external_policies(self) -> list[Policy]:
+        """Policies whose sender is an external node: the ones competitors keep moving."""
+        out = []
+        for scid in sorted(self.net.channels):
+            channel = self.net.channels[scid]
+            for direction, sender in ((0, channel.node1), (1, channel.node2)):
+                if self.net.nodes[sender].fleet is None and channel.policies[direction].enabled:
+                    out.append(channel.policies[direction])
+        return out
+
+    def _init_outages(self) -> None:
+        """Each external node alternates up/down; stationary share down = offline_probability."""
+        spec = self.scenario.peers
+        if spec.offline_probability <= 0:
+            return
+        for pk in self._external:
+            down = self.outage_rng.random() < spec.offline_probability
+            if down:
+                self._toggle(pk, online=False, at=self._clock)
+            self._schedule(self._clock + self._stay_s(down), TOGGLE, pk)
+
+    def _stay_s(self, down: bool) -> float:
+        spec = self.scenario.peers
+        mean_down_s = spec.outage_mean_h * 3600
+        mean_s = mean_down_s if down else mean_down_s * (1 - spec.offline_probability) / (
+            spec.offline_probability
+        )
+        return self.outage_rng.expovariate(1 / mean_s)
+
+    def _schedule(self, at: float, kind: int, ref: str = "") -> None:
+        heapq.heappush(self._events, (at, next(self._seq), kind, ref))
+
+    def _interarrival(self) -> float:
+        return self.demand_rng.expovariate(self.scenario.demand.payments_per_hour / 3600)
+
+    # -- the clock -------------------------------------------------------------------------
     def advance(self, seconds: int) -> AdvanceReport:
+        """Run the market for `seconds` of simulated time, one locked slice per event."""
         report = AdvanceReport()
-        started = time.monotonic()
+        started = time.perf_counter()
         end = self._clock + seconds
+        events, lock, net = self._events, self.net.lock, self.net
         while True:
-            t = min(
-                self._next_payment, self._next_walk, self._next_outage_check, self._next_sling, end
-            )
-            with self.net.lock:
-                self._clock = t
-                self.net.now = int(t)
-                if t >= end:
+            with lock:
+                if not events or events[0][0] > end:
                     self._clock = end
-                    self.net.now = int(end)
-                    self._confirm_pending()
+                    net.now = int(end)
                     break
-                if t == self._next_payment:
-                    self._next_payment = t + self._interarrival()
-                    self._random_payment(t, report)
-                elif t == self._next_walk:
-                    self._next_walk = t + self.scenario.competitors.walk_every_s
-                    self._walk_competitor_fees()
-                elif t == self._next_outage_check:
-                    self._next_outage_check = t + 3600
-                    self._outages()
-                    self._confirm_pending()
-                else:
-                    self._next_sling = t + self.scenario.sling.attempt_every_s
+                at, _, kind, ref = heapq.heappop(events)
+                self._clock = at
+                net.now = int(at)
+                if kind == PAYMENT:
+                    self._schedule(at + self._interarrival(), PAYMENT)
+                    self._random_payment(at, report)
+                elif kind == SLING:
+                    self._schedule(at + self.scenario.sling.attempt_every_s, SLING)
                     for sling in self.sling.values():
-                        report.rebalance_attempts += sling.step(t)
-        report.wall_s = time.monotonic() - started
+                        report.rebalance_attempts += sling.step(at)
+                elif kind == WALK:
+                    self._schedule(at + self.scenario.competitors.walk_every_s, WALK)
+                    self._walk_competitor_fees()
+                elif kind == TOGGLE:
+                    online = not net.nodes[ref].online
+                    self._toggle(ref, online, at)
+                    self._schedule(at + self._stay_s(not online), TOGGLE, ref)
+                elif kind == HIDE:
+                    if not net.nodes[ref].online:
+                        self.router.set_hidden(ref, True)
+                else:
+                    self._confirm(ref)
+        report.wall_s = time.perf_counter() - started
         return report
 
-    def _random_payment(self, t: float, report: AdvanceReport) -> None:
-        source = self._external[self.rng.randrange(len(self._external))]
-        pick = self.rng.random() * self._cum_weights[-1]
-        dest = self._external[bisect.bisect_right(self._cum_weights, pick)]
+    def _pick(self, cumulative: list[int]) -> str:
+        r = self.demand_rng.random() * cumulative[-1]
+        return self._external[bisect.bisect_right(cumulative, r)]
+
+    def draw_amount_msat(self) -> int:
+        d = self.scenario.demand
+        sat = self.demand_rng.lognormvariate(math.log(d.amount_median_sat), d.amount_sigma)
+        return int(min(max(sat, d.amount_min_sat), d.amount_max_sat)) * 1000
+
+    def _random_payment(self, at: float, report: AdvanceReport) -> None:
+        source = self._pick(self._source_weights)
+        dest = self._pick(self._dest_weights)
+        amount_msat = self.draw_amount_msat()
         if dest == source:
             return
-        ok, booked = self.payments.pay(source, dest, self.payments.draw_amount_msat(), t)
         report.payments += 1
+        ok, booked = self.pay(source, dest, amount_msat, at)
         report.succeeded += ok
         report.fleet_forwards += booked
 
+    def pay(self, source: str, dest: str, amount_msat: int, at: float) -> tuple[bool, int]:
+        """One payment with retries; returns (succeeded, hops booked at fleet nodes)."""
+        demand = self.scenario.demand
+        excluded: set[str] = set()
+        booked = 0
+        nodes = self.net.nodes
+        for _ in range(demand.max_attempts):
+            hops = self.router.route(
+                source,
+                dest,
+                amount_msat,
+                risk_factor_ppm=demand.risk_factor_ppm,
+                hop_cost_ppm=demand.hop_cost_ppm,
+                excluded_scids=excluded,
+            )
+            if hops is None:
+                return False, booked
+            outcome = self.forwarder.execute(hops, amount_msat, at)
+            end = len(hops) if outcome.failed_at is None else outcome.failed_at + 1
+            booked += sum(1 for i in range(1, end) if nodes[hops[i][0]].fleet is not None)
+            if outcome.ok:
+                return True, booked
+            assert outcome.failed_at is not None
+            excluded.add(hops[outcome.failed_at][2].scid)
+        return False, booked
+
     def _walk_competitor_fees(self) -> None:
-        spec = self.scenario.competitors
-        for channel in self.net.channels.values():
-            if channel.to_node1_msat is not None:
-                continue
-            for policy in channel.policies.values():
-                if policy.enabled and self.rng.random() < spec.walk_fraction:
-                    factor = 1 + self.rng.uniform(-spec.walk_step, spec.walk_step)
-                    policy.fee_ppm = max(0, round(policy.fee_ppm * factor))
-                    policy.last_update = self.net.now
+        spec, rng = self.scenario.competitors, self.walk_rng
+        for policy in self._walkable:
+            if rng.random() < spec.walk_fraction:
+                factor = 1 + rng.uniform(-spec.walk_step, spec.walk_step)
+                policy.fee_ppm = max(0, round(policy.fee_ppm * factor))
+                policy.last_update = self.net.now
 
-    def _outages(self) -> None:
-        spec = self.scenario.peers
-        rate = spec.outages_per_day / 24
-        for pk in self._external:
-            if self.rng.random() < rate:
-                self.payments.offline_until[pk] = self.net.now + self.rng.expovariate(
-                    1 / spec.outage_mean_s
-                )
-        for node in self.net.fleet_nodes():
-            assert node.fleet is not None
-            for peer in node.fleet.peers:
-                peer_node = self.net.nodes[peer]
-                node.fleet.peers[peer] = peer_node.online and (
-                    self.payments.offline_until.get(peer, 0) <= self.net.now
-                )
-
-    def _confirm_pending(self) -> None:
-        changed = False
-        while self._pending and self._pending[0][0] <= self.net.now:
-            _, scid = self._pending.pop(0)
-            channel = self.net.channels.get(scid)
-            if channel is not None and channel.state == "CHANNELD_AWAITING_LOCKIN":
-                channel.state = "CHANNELD_NORMAL"
-                changed = True
-        if changed:
-            self.graph.rebuild()
-
-    # -- actions the RPC layer calls while holding net.lock ---------------------------------
-    def fleet_channel(self, node_pk: str, ref: str) -> list[Channel]:
-        """Channels of `node_pk` matching a scid, a peer id, or 'all'."""
-        chans = self.net.channels_of(node_pk)
-        if ref == "all":
-            return [c for c in chans if c.state != "CLOSINGD_COMPLETE"]
-        found = [
-            c for c in chans if c.scid == ref or c.other(node_pk) == ref or c.channel_id == ref
-        ]
-        if not found:
-            raise SimRpcError(LIGHTNINGD, f"Could not find active channel {ref}")
-        return found
-
-    def set_fee(
-        self,
-        node_pk: str,
-        ref: str,
-        base_msat: int | None,
-        ppm: int | None,
-        htlcmin: int | None = None,
-        htlcmax: int | None = None,
-    ) -> list[Channel]:
-        channels = self.fleet_channel(node_pk, ref)
-        for channel in channels:
-            policy = channel.policy_from(node_pk)
-            if base_msat is not None:
-                policy.base_fee_msat = base_msat
-            if ppm is not None:
-                policy.fee_ppm = ppm
-            if htlcmin is not None:
-                policy.htlc_min_msat = htlcmin
-            if htlcmax is not None:
-                policy.htlc_max_msat = min(htlcmax, channel.capacity_msat)
-            policy.last_update = self.net.now
-        return channels
-
-    def connect(self, node_pk: str, peer_pk: str) -> None:
-        if peer_pk not in self.net.nodes:
-            raise SimRpcError(401, f"Unable to connect, no address known for peer {peer_pk}")
-        fleet = self.net.nodes[node_pk].fleet
-        assert fleet is not None
-        fleet.peers[peer_pk] = True
-
-    def feerates(self) -> dict[str, int]:
-        perkw = self.scenario.feerate_perkw
-        return {
-            "perkw": perkw,
-            "open_sat": perkw * 4 * 700 // 1000,
-            "close_sat": perkw * 4 * 500 // 1000,
-        }
-
-    def fund_channel(
-        self, node_pk: str, peer_pk: str, amount_sat: int, feerate_perkw: int | None = None
-    ) -> tuple[Channel, str, int]:
-        node = self.net.nodes[node_pk]
-        fleet = node.fleet
-        assert fleet is not None
-        if peer_pk not in self.net.nodes or not fleet.peers.get(peer_pk):
-            raise SimRpcError(LIGHTNINGD, f"Unknown peer {peer_pk}: connect first")
-        perkw = feerate_perkw or self.scenario.feerate_perkw
-        fee_sat = perkw * 4 * 700 // 1000
-        available = sum(u.amount_msat for u in fleet.utxos if u.status == "confirmed")
-        need = (amount_sat + fee_sat) * 1000
-        if need > available:
-            raise SimRpcError(
-                FUND_CANNOT_AFFORD,
-                f"Could not afford {amount_sat}sat using all 1 available UTXOs: "
-                f"{(available // 1000) - fee_sat}sat available",
-            )
-        change = available - need
-        txid = hashlib.sha256(f"fund:{node_pk}:{peer_pk}:{self.net.now}".encode()).hexdigest()
-        fleet.utxos = (
-            [Utxo(txid=txid, output=1, amount_msat=change, blockheight=self.net.blockheight)]
-            if change
-            else []
-        )
-        n = next(self._scid_counter)
-        scid = f"{self.net.blockheight + LOCKIN_BLOCKS}x{500 + n}x0"
-        node1, node2 = sorted((node_pk, peer_pk))
-        cap = amount_sat * 1000
-        mine = Policy(0, 100, cap * 99 // 100, last_update=self.net.now)
-        theirs = Policy(1000, 100, cap * 99 // 100, last_update=self.net.now)
-        channel = Channel(
-            scid=scid,
-            node1=node1,
-            node2=node2,
-            capacity_msat=cap,
-            policies={
-                0: mine if node_pk == node1 else theirs,
-                1: theirs if node_pk == node1 else mine,
-            },
-            funding_txid=txid,
-            funding_outnum=0,
-            channel_id=hashlib.sha256(f"cid{txid}".encode()).hexdigest(),
-            opened_at=self.net.now,
-            to_node1_msat=cap if node_pk == node1 else 0,
-            state="CHANNELD_AWAITING_LOCKIN",
-            opener_is_node1=node_pk == node1,
-        )
-        for end in (node_pk, peer_pk):
-            if self.net.nodes[end].fleet is not None:
-                channel.stats[end] = ChannelStats()
-                channel.next_htlc_id[end] = 0
-        self.net.channels[scid] = channel
-        node.channels.append(scid)
-        self.net.nodes[peer_pk].channels.append(scid)
-        fleet.income.append(
-            IncomeEvent(
-                account="wallet",
-                tag="onchain_fee",
-                credit_msat=0,
-                debit_msat=fee_sat * 1000,
-                timestamp=self.net.now,
-                txid=txid,
-                description=f"open {scid}",
-            )
-        )
-        self._pending.append((self.net.now + LOCKIN_BLOCKS * 600, scid))
-        self._pending.sort()
-        return channel, txid, 0
-
-    def close_channel(self, node_pk: str, ref: str) -> dict[str, str]:
-        channel = self.fleet_channel(node_pk, ref)[0]
-        fleet = self.net.nodes[node_pk].fleet
-        assert fleet is not None
-        fee_sat = self.scenario.feerate_perkw * 4 * 500 // 1000
-        ours = channel.local_msat(node_pk)
-        channel.state = "CLOSINGD_COMPLETE"
-        channel.closer = "local"
-        txid = hashlib.sha256(f"close:{channel.scid}".encode()).hexdigest()
-        payout = max(
-            0,
-            ours - fee_sat * 1000
-            if channel.opener_is_node1 == (node_pk == channel.node1)
-            else ours,
-        )
-        if payout:
-            fleet.utxos.append(
-                Utxo(txid=txid, output=0, amount_msat=payout, blockheight=self.net.blockheight)
-            )
-        fleet.income.append(
-            IncomeEvent(
-                account=channel.channel_id,
-                tag="onchain_fee",
-                credit_msat=0,
-                debit_msat=fee_sat * 1000,
-                timestamp=self.net.now,
-                txid=txid,
-                description=f"close {channel.scid}",
-            )
-        )
-        fleet.closed.append(channel)
-        self.graph.rebuild()
-        return {"type": "mutual", "txids": [txid], "txs": ["02" + "00" * 60]}
-
-    def set_node_online(self, pk: str, online: bool) -> None:
+    def _toggle(self, pk: str, online: bool, at: float) -> None:
+        """An external node goes down or comes back; fleet nodes see their peer (dis)connect."""
         self.net.nodes[pk].online = online
         for node in self.net.fleet_nodes():
             assert node.fleet is not None
             if pk in node.fleet.peers:
-                node.fleet.peers[pk] = online
+                node.fleet.peers[pk] = online and node.online
+        if online:
+            self.router.set_hidden(pk, False)
+        else:
+            self._schedule(at + self.scenario.peers.gossip_delay_s, HIDE, pk)
 
-    def synthesize_forwards(self, node_pk: str, n: int, seed: int = 0) -> None:
-        """Append `n` plausible forwards without routing: bulk history for ingest benchmarks."""
-        rng = random.Random(seed)
-        fleet = self.net.nodes[node_pk].fleet
-        assert fleet is not None
-        scids = [c.scid for c in self.net.channels_of(node_pk)]
-        start = self.net.now - 365 * 86_400
-        step = 365 * 86_400 / max(n, 1)
-        base = len(fleet.forwards)
-        statuses = ("settled",) * 17 + ("failed", "local_failed", "local_failed")
-        for i in range(n):
-            out_msat = rng.randrange(1_000_000, 500_000_000)
-            fee = 1000 + out_msat * rng.choice((10, 50, 100, 250, 500)) // 1_000_000
-            status = statuses[rng.randrange(20)]
-            received = round(start + i * step, 3)
-            f = Forward(
-                created_index=base + i + 1,
-                in_channel=scids[i % len(scids)],
-                in_htlc_id=i,
-                in_msat=out_msat + fee,
-                status=status,
-                received_time=received,
-                out_channel=scids[(i * 7 + 3) % len(scids)],
-            )
-            if status != "local_failed":
-                fleet.forwards_updated_index += 1
-                f.updated_index = fleet.forwards_updated_index
-                f.out_htlc_id, f.out_msat, f.fee_msat = i, out_msat, fee
-                f.resolved_time = received + 1.5
-            else:
-                f.failcode, f.failreason = 4103, "WIRE_TEMPORARY_CHANNEL_FAILURE"
-            fleet.forwards.append(f)
+    def synthesize_forwards(self, node_pk: str, n: int, seed: int = 0) -> int:
+        """Append `n` plausible forwards without routing; only for ingest benchmarks."""
+        with self.net.lock:
+            return synthesize_forwards(self.net, node_pk, n, seed)

@@ -48,7 +48,7 @@ class FeeConfig(Section):
     fleet_fee_ppm: int = Field(default=0, ge=0, le=50_000)
     max_step_pct: float = Field(default=25.0, gt=0, le=100)
     min_change_ppm: int = Field(default=5, ge=0)
-    min_interval_s: int = Field(default=6 * 3600, ge=0)
+    min_interval_s: int = Field(default=24 * 3600, ge=0)
 
     @model_validator(mode="after")
     def _floor_below_ceiling(self) -> FeeConfig:

@@ -13,3 +13,9 @@ ORDER BY n.name;
 SELECT loop, node, last_ok_at, runs, failed_runs
 FROM loop_freshness
 ORDER BY loop, node;
+
+-- name: fee_change_summary
+SELECT reason, status, count(*) AS changes
+FROM fee_changes
+GROUP BY ALL
+ORDER BY changes DESC;

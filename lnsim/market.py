@@ -123,6 +123,9 @@ class Market(NodeActions):
     def _schedule(self, at: float, kind: int, ref: str = "") -> None:
         heapq.heappush(self._events, (at, next(self._seq), kind, ref))
 
+    def _schedule_confirm(self, at: float, ref: str) -> None:
+        self._schedule(at, CONFIRM, ref)
+
     def _interarrival(self) -> float:
         return self.demand_rng.expovariate(self.scenario.demand.payments_per_hour / 3600)
 

@@ -8,9 +8,11 @@ raise `SimRpcError` with CLN's codes, so our loops meet the same refusals as in 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from lnsim.errors import (
+    CONNECT_ALL_ADDRESSES_FAILED,
     CONNECT_NO_KNOWN_ADDRESS,
     FUND_CANNOT_AFFORD,
     FUND_OUTPUT_IS_DUST,
@@ -37,8 +39,9 @@ class NodeActions:
     scenario: Scenario
     router: Router
     sling: dict[str, Sling]
+    _scid_counter: Iterator[int]
 
-    def _schedule(self, at: float, kind: int, ref: str = "") -> None:  # pragma: no cover
+    def _schedule_confirm(self, at: float, ref: str) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def _fleet(self, node_pk: str) -> FleetState:
@@ -85,10 +88,11 @@ class NodeActions:
         peer = self.net.nodes.get(peer_pk)
         if peer is None:
             raise SimRpcError(
-                CONNECT_NO_KNOWN_ADDRESS, f"Unable to connect, no address known for peer {peer_pk}"
+                CONNECT_ALL_ADDRESSES_FAILED,
+    CONNECT_NO_KNOWN_ADDRESS, f"Unable to connect, no address known for peer {peer_pk}"
             )
         if not peer.online:
-            raise SimRpcError(402, f"{peer_pk}: peer is offline (connection refused)")
+            raise SimRpcError(CONNECT_ALL_ADDRESSES_FAILED, f"{peer_pk}: peer is offline (connection refused)")
         self._fleet(node_pk).peers[peer_pk] = True
         if peer.fleet is not None:
             peer.fleet.peers[node_pk] = True
@@ -146,11 +150,9 @@ class NodeActions:
         fleet.income.append(
             IncomeEvent("wallet", "onchain_fee", 0, fee_sat * 1000, self.net.now, txid=txid_hex)
         )
-        self._schedule(self.net.now + spec.lockin_blocks * BLOCK_S, 4, scid)
-        self._schedule(self.net.now + BLOCK_S, 4, f"utxo:{node_pk}:{txid_hex}")
+        self._schedule_confirm(self.net.now + spec.lockin_blocks * BLOCK_S, scid)
+        self._schedule_confirm(self.net.now + BLOCK_S, f"utxo:{node_pk}:{txid_hex}")
         return channel, txid_hex, 0
-
-    _scid_counter: Any
 
     def _new_channel(self, opener: str, peer: str, cap_msat: int, scid: str, txid: str) -> Channel:
         node1, node2 = sorted((opener, peer))
@@ -202,10 +204,10 @@ class NodeActions:
                     )
                 )
             fleet.closed.append(channel)
-        self._schedule(self.net.now + BLOCK_S, 4, f"utxo:{node_pk}:{txid}")
+        self._schedule_confirm(self.net.now + BLOCK_S, f"utxo:{node_pk}:{txid}")
         other = channel.other(node_pk)
         if self.net.nodes[other].fleet is not None:
-            self._schedule(self.net.now + BLOCK_S, 4, f"utxo:{other}:{txid}")
+            self._schedule_confirm(self.net.now + BLOCK_S, f"utxo:{other}:{txid}")
         self.router.rebuild()
         return {"type": "mutual", "txids": [txid], "txs": ["02" + "00" * 60]}
 

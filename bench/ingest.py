@@ -56,7 +56,7 @@ RAW_SCHEMA = pa.schema(
 CHILD = """
 import sys, time
 from pathlib import Path
-from lnsim.fleet import SimFleet
+from lnsim.simfleet import SimFleet
 fleet = SimFleet(sys.argv[1], workdir=Path(sys.argv[2]))
 node = "nexus-02"
 fleet.market.synthesize_forwards(fleet.node_ids[node], int(sys.argv[3]), seed=7)

@@ -35,7 +35,7 @@ DEMO_CADENCES = (Cadence("collect", 6 * HOUR_S), Cadence("fees", 24 * HOUR_S))
 
 
 def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
-    from lnsim.fleet import SimFleet
+    from lnsim.simfleet import SimFleet
 
     workdir = workdir.resolve()
     if workdir.exists():

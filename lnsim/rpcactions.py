@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lnsim.errors import INVALID_PARAMS, SimRpcError
-from lnsim.market import Market
+from lnsim.simerrors import INVALID_PARAMS, SimRpcError
+from lnsim.simmarket import Market
 from lnsim.state import Network, Node
 
 FEATURES = "08a0000a8a5961"

@@ -7,10 +7,10 @@ import json
 import threading
 from typing import Any
 
-from lnsim.errors import INVALID_PARAMS, SimRpcError
-from lnsim.market import Market
 from lnsim.rpcactions import FEATURES, ActionMethods
 from lnsim.rpcserver import Handler, RawResult
+from lnsim.simerrors import INVALID_PARAMS, SimRpcError
+from lnsim.simmarket import Market
 from lnsim.state import Channel, Forward
 
 PARAMS_ORDER: dict[str, list[str]] = {

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lnsim.errors import SimRpcError
+from lnsim.simerrors import SimRpcError
 
 Handler = Callable[[dict[str, Any]], Any]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-BUILTIN_DIR = Path(__file__).parent / "scenarios"
+BUILTIN_DIR = Path(__file__).parent / "scenario_files"
 
 
 class Strict(BaseModel):

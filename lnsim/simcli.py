@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from lnsim.fleet import SimFleet
+from lnsim.simfleet import SimFleet
 
 
 def sim_start(

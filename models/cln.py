@@ -15,6 +15,12 @@ class ClnModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
+def field_filter(model: type[ClnModel]) -> dict[str, bool]:
+    """A CLN `filter` asking for exactly the fields `model` reads: listpeerchannels entries
+    carry HTLC lists, feature bits and state histories we never use."""
+    return {name: True for name in model.model_fields}
+
+
 class GetInfo(ClnModel):
     id: str
     alias: str = ""

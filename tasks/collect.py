@@ -11,7 +11,14 @@ import polars as pl
 from prefect import task
 
 from engine import ingest, snapshot
-from models.cln import GetInfo, GossipChannel, IncomeEvent, ListFunds, PeerChannel
+from models.cln import (
+    GetInfo,
+    GossipChannel,
+    IncomeEvent,
+    ListFunds,
+    PeerChannel,
+    field_filter,
+)
 from models.forwards import forwards_frame
 from models.settings import NodeConfig, RpcConfig
 from models.snapshot import NodeState
@@ -32,7 +39,9 @@ def fetch_node_state(
     gw = NodeGateway(node, rpc)
     info = gw.call_parsed("getinfo", GetInfo.model_validate)
     channels = gw.call_parsed(
-        "listpeerchannels", lambda r: [PeerChannel.model_validate(c) for c in r["channels"]]
+        "listpeerchannels",
+        lambda r: [PeerChannel.model_validate(c) for c in r["channels"]],
+        filter={"channels": [field_filter(PeerChannel)]},
     )
     funds = gw.call_parsed("listfunds", ListFunds.model_validate)
     return NodeState(
@@ -146,6 +155,7 @@ def collect_peer_fees(
             "listchannels",
             lambda r: [GossipChannel.model_validate(c) for c in r["channels"]],
             {"destination": peer_id},
+            filter={"channels": [field_filter(GossipChannel)]},
         )
         frames.append(
             ingest.policy_rows(

@@ -23,7 +23,7 @@ DAY_S = 86_400
 
 @pytest.fixture
 def fleet(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from lnsim.fleet import SimFleet
+    from lnsim.simfleet import SimFleet
 
     with SimFleet("audit", workdir=tmp_path / "sim") as fleet:
         fleet.advance(3 * DAY_S)

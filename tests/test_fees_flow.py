@@ -9,7 +9,7 @@ from pyln.client import LightningRpc
 
 from flows.collect import collect
 from flows.fees import fees
-from lnsim.fleet import SimFleet
+from lnsim.simfleet import SimFleet
 from models.settings import load_settings
 from warehouse import db
 

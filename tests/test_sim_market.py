@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lnsim.market import Market
 from lnsim.scenario_model import Scenario, load_scenario
+from lnsim.simmarket import Market
 from lnsim.state import Network
 from lnsim.topology import build_network
 

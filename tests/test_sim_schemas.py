@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pyln.client import LightningRpc
 
-from lnsim.fleet import SimFleet
 from lnsim.schema_check import response_errors
+from lnsim.simfleet import SimFleet
 from lnsim.topology import graph_dir
 
 SCHEMAS = graph_dir().parent / "cln-schemas"

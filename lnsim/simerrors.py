@@ -1,4 +1,4 @@
-"""Errors the simulated lightningd returns, with CLN's codes (from its JSON schemas)."""
+"""Errors the simulated lightningd returns, with CLN's codes."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ from typing import Any
 INVALID_PARAMS = -32602
 METHOD_NOT_FOUND = -32601
 LIGHTNINGD = -1
-FUND_MAX_EXCEEDED = 300
-FUND_CANNOT_AFFORD = 301
-FUND_OUTPUT_IS_DUST = 302
-CONNECT_NO_KNOWN_ADDRESS = 400
-CONNECT_ALL_ADDRESSES_FAILED = 401
-CONNECT_DISCONNECTED_DURING = 402
+FUND_CANNOT_AFFORD = 300
+FUND_MAX_EXCEEDED = 301
+CONNECT_NO_KNOWN_ADDRESS = 401
 
 
 class SimRpcError(Exception):
-    """An error a handler raises; the RPC layer turns it into a JSON-RPC error object."""
-
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.code, self.message, self.data = code, message, data

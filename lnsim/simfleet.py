@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lnsim.market import Market
 from lnsim.rpcmethods import PARAMS_ORDER, NodeMethods
 from lnsim.rpcserver import Faults, NodeServer
 from lnsim.scenario_model import Scenario, load_scenario
+from lnsim.simmarket import Market
 from lnsim.topology import build_network
 
 

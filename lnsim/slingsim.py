@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lnsim.errors import INVALID_PARAMS, LIGHTNINGD, SimRpcError
+from lnsim.simerrors import INVALID_PARAMS, LIGHTNINGD, SimRpcError
 from lnsim.slingstats import detail, summary
 from lnsim.state import Channel, IncomeEvent
 
 if TYPE_CHECKING:
-    from lnsim.market import Market
+    from lnsim.simmarket import Market
 
 JOB_KEYS = {
     "scid",

@@ -3,7 +3,7 @@
 -- name: demo_revenue
 SELECT n.name AS node_name,
        count(f.created_index) FILTER (WHERE f.status = 'settled') AS forwards,
-       coalesce(sum(f.fee_msat) FILTER (WHERE f.status = 'settled'), 0) AS fees_msat
+       coalesce(sum(f.fee_msat) FILTER (WHERE f.status = 'settled'), 0)::BIGINT AS fees_msat
 FROM nodes n
 LEFT JOIN forwards f USING (node_id)
 GROUP BY n.name

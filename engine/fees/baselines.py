@@ -91,6 +91,54 @@ def _clamp(fee_ppm: float, config: FeeConfig) -> int:
     return int(min(max(round(fee_ppm), config.min_fee_ppm), config.max_fee_ppm))
 
 
+class _Baseline:
+    """A baseline picks a target fee; fleet channels and the prediction are handled here."""
+
+    name: str
+
+    def target(
+        self,
+        channel: ChannelFeeState,
+        history: FeeHistory,
+        market: MarketView,
+        config: FeeConfig,
+        now: datetime,
+        rng: random.Random,
+        state: Any,
+    ) -> tuple[int, dict[str, Any], Any]:
+        """(fee_ppm, facts for the decision's inputs, state for the next call)."""
+        raise NotImplementedError
+
+    def decide(
+        self,
+        channel: ChannelFeeState,
+        history: FeeHistory,
+        market: MarketView,
+        config: FeeConfig,
+        now: datetime,
+        rng: random.Random,
+        state: Any = None,
+    ) -> StrategyResult:
+        if channel.is_fleet:
+            return StrategyResult(decide_fee(channel, history, market, config, now, rng), state)
+        fee_ppm, facts, state = self.target(channel, history, market, config, now, rng, state)
+        decision = _baseline(
+            self.name,
+            channel,
+            history,
+            market,
+            config,
+            now,
+            self.base_fee(config),
+            fee_ppm,
+            facts,
+        )
+        return StrategyResult(decision, state)
+
+    def base_fee(self, config: FeeConfig) -> int:
+        return config.base_fee_msat
+
+
 @dataclass(frozen=True)
 class ThompsonController:
     """hiveops' own controller (engine.fees.controller.decide_fee) as a strategy."""
@@ -116,14 +164,14 @@ class ThompsonController:
 
 
 @dataclass(frozen=True)
-class ClnDefault:
+class ClnDefault(_Baseline):
     """What an unmanaged CLN node posts: 1 sat base + 10 ppm, bounds and market ignored."""
 
     name: str = "cln_default"
     base_fee_msat: int = 1_000
     fee_ppm: int = 10
 
-    def decide(
+    def target(
         self,
         channel: ChannelFeeState,
         history: FeeHistory,
@@ -131,23 +179,21 @@ class ClnDefault:
         config: FeeConfig,
         now: datetime,
         rng: random.Random,
-        state: Any = None,
-    ) -> StrategyResult:
-        if channel.is_fleet:
-            return StrategyResult(decide_fee(channel, history, market, config, now, rng), None)
-        decision = _baseline(
-            self.name, channel, history, market, config, now, self.base_fee_msat, self.fee_ppm, {}
-        )
-        return StrategyResult(decision, None)
+        state: Any,
+    ) -> tuple[int, dict[str, Any], Any]:
+        return self.fee_ppm, {}, None
+
+    def base_fee(self, config: FeeConfig) -> int:
+        return self.base_fee_msat
 
 
 @dataclass(frozen=True)
-class StaticMarketMedian:
+class StaticMarketMedian(_Baseline):
     """Competitors' median toward the peer, clamped to the global bounds; else the current fee."""
 
     name: str = "static_median"
 
-    def decide(
+    def target(
         self,
         channel: ChannelFeeState,
         history: FeeHistory,
@@ -155,28 +201,15 @@ class StaticMarketMedian:
         config: FeeConfig,
         now: datetime,
         rng: random.Random,
-        state: Any = None,
-    ) -> StrategyResult:
-        if channel.is_fleet:
-            return StrategyResult(decide_fee(channel, history, market, config, now, rng), None)
+        state: Any,
+    ) -> tuple[int, dict[str, Any], Any]:
         median = market.median_ppm
         fee_ppm = channel.fee_ppm if median is None else _clamp(median, config)
-        decision = _baseline(
-            self.name,
-            channel,
-            history,
-            market,
-            config,
-            now,
-            config.base_fee_msat,
-            fee_ppm,
-            {"market_median_ppm": median},
-        )
-        return StrategyResult(decision, None)
+        return fee_ppm, {"market_median_ppm": median}, None
 
 
 @dataclass(frozen=True)
-class BalanceProportional:
+class BalanceProportional(_Baseline):
     """charge-lnd's `proportional`: ppm = min + (1 − local share)·(max − min), with its
     `min_fee_ppm_delta` hysteresis (10 ppm by default for this strategy)."""
 
@@ -185,7 +218,7 @@ class BalanceProportional:
     max_fee_ppm: int | None = None
     min_delta_ppm: int = 10
 
-    def decide(
+    def target(
         self,
         channel: ChannelFeeState,
         history: FeeHistory,
@@ -193,27 +226,14 @@ class BalanceProportional:
         config: FeeConfig,
         now: datetime,
         rng: random.Random,
-        state: Any = None,
-    ) -> StrategyResult:
-        if channel.is_fleet:
-            return StrategyResult(decide_fee(channel, history, market, config, now, rng), None)
+        state: Any,
+    ) -> tuple[int, dict[str, Any], Any]:
         low = config.min_fee_ppm if self.min_fee_ppm is None else self.min_fee_ppm
         high = config.max_fee_ppm if self.max_fee_ppm is None else self.max_fee_ppm
         fee_ppm = round(low + (1 - channel.local_share) * (high - low))
         if abs(fee_ppm - channel.fee_ppm) < self.min_delta_ppm:
             fee_ppm = channel.fee_ppm
-        decision = _baseline(
-            self.name,
-            channel,
-            history,
-            market,
-            config,
-            now,
-            config.base_fee_msat,
-            fee_ppm,
-            {"min_ppm": low, "max_ppm": high},
-        )
-        return StrategyResult(decision, None)
+        return fee_ppm, {"min_ppm": low, "max_ppm": high}, None
 
 
 @dataclass(frozen=True)
@@ -227,7 +247,7 @@ class PriceTheoryState:
 
 
 @dataclass(frozen=True)
-class PriceTheory:
+class PriceTheory(_Baseline):
     """CLBOSS-style price theory: competitors' median × 1.2^p (p > 0) or 0.8^−p (p < 0).
 
     A shuffled deck holds the levels centre−2 … centre+2; each card is played for `card_s`
@@ -255,7 +275,7 @@ class PriceTheory:
         rng.shuffle(cards)
         return cards
 
-    def decide(
+    def target(
         self,
         channel: ChannelFeeState,
         history: FeeHistory,
@@ -263,10 +283,8 @@ class PriceTheory:
         config: FeeConfig,
         now: datetime,
         rng: random.Random,
-        state: Any = None,
-    ) -> StrategyResult:
-        if channel.is_fleet:
-            return StrategyResult(decide_fee(channel, history, market, config, now, rng), state)
+        state: Any,
+    ) -> tuple[int, dict[str, Any], Any]:
         median = market.median_ppm or channel.fee_ppm or DEFAULT_TUNING.default_market_ppm
         if not isinstance(state, PriceTheoryState):
             first, *rest = self._deck(0, rng)
@@ -284,15 +302,4 @@ class PriceTheory:
             state = PriceTheoryState(
                 centre, tuple(rest), card, now, self.level_fee_ppm(median, card, config), earnings
             )
-        decision = _baseline(
-            self.name,
-            channel,
-            history,
-            market,
-            config,
-            now,
-            config.base_fee_msat,
-            state.card_fee_ppm,
-            {"centre": state.centre, "card": state.card},
-        )
-        return StrategyResult(decision, state)
+        return state.card_fee_ppm, {"centre": state.centre, "card": state.card}, state

@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path)
     check.set_defaults(handler=_config_check)
 
+    from hiveops.policycli import add_parser as add_policy_parser
+
+    add_policy_parser(sub)
+
     sim = sub.add_parser("sim", help="the simulated CLN fleet")
     ssub = sim.add_subparsers(dest="sim_command")
     start = ssub.add_parser("start", help="serve a simulated fleet on unix sockets until stopped")

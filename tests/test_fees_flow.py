@@ -102,3 +102,41 @@ def test_dry_run_records_decisions_and_changes_nothing(
         ).fetchall()[0]
         changes = con.execute("SELECT count(*) FROM fee_changes").fetchall()[0][0]
     assert decided > 0 and dry and changes == 0
+
+
+def test_static_policy_from_the_cli_is_applied_and_bad_ones_refused(
+    fleet: SimFleet, tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hiveops.cli import main
+
+    path = config(fleet, tmp_path)
+    collect(config_path=str(path), now=fleet.now)  # creates the warehouse
+    rpc = LightningRpc(str(fleet.socket_paths["nexus-02"]))
+    fleet_ids = set(fleet.node_ids.values())
+    peer = next(
+        c["peer_id"] for c in rpc.listpeerchannels()["channels"] if c["peer_id"] not in fleet_ids
+    )
+    assert (
+        main(
+            [
+                "policy",
+                "set",
+                "--config",
+                str(path),
+                "--peer",
+                peer,
+                "--kind",
+                "static",
+                "--ppm",
+                "777",
+            ]
+        )
+        == 0
+    )
+    assert main(["policy", "set", "--config", str(path), "--peer", peer, "--kind", "static"]) == 2
+    assert "needs fee_ppm" in capsys.readouterr().err
+    fees(config_path=str(path), now=fleet.now)
+    posted = {c["fee_proportional_millionths"] for c in rpc.listpeerchannels(peer)["channels"]}
+    assert posted == {777}
+    assert main(["policy", "delete", "--config", str(path), "--peer", peer]) == 0
+    assert main(["policy", "get", "--config", str(path), "--peer", peer]) == 1

@@ -46,3 +46,9 @@ INSERT OR REPLACE INTO fee_policies BY NAME SELECT * FROM staged;
 
 -- name: delete_policy
 DELETE FROM fee_policies WHERE policy_id = $policy_id;
+
+-- name: list_policies
+SELECT policy_id, kind, peer_id, scid, base_fee_msat, fee_ppm, min_fee_ppm, max_fee_ppm,
+       expires_at, created_at, note
+FROM fee_policies
+ORDER BY policy_id;

@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     run = sub.add_parser("run", help="run one loop once as a Prefect flow run")
-    run.add_argument("loop", choices=["collect", "fees"])
+    run.add_argument("loop", choices=["collect", "fees", "outcomes"])
     run.add_argument("--config", type=Path)
     run.add_argument("--now", type=float, help="unix time to use as now (simulated clocks)")
     run.set_defaults(handler=_run)
@@ -78,7 +78,11 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from flows.common import LoopFailed
 
-    flows = {"collect": "flows.collect:collect", "fees": "flows.fees:fees"}
+    flows = {
+        "collect": "flows.collect:collect",
+        "fees": "flows.fees:fees",
+        "outcomes": "flows.outcomes:outcomes",
+    }
     module_name, _, attr = flows[args.loop].partition(":")
     module = __import__(module_name, fromlist=[attr])
     flow = getattr(module, attr)

@@ -52,3 +52,22 @@ SELECT policy_id, kind, peer_id, scid, base_fee_msat, fee_ppm, min_fee_ppm, max_
        expires_at, created_at, note
 FROM fee_policies
 ORDER BY policy_id;
+
+-- name: unmeasured_changes
+-- Applied changes whose evaluation window has closed and that have no outcome yet.
+SELECT c.scid, c.changed_at, c.new_ppm, c.reason, c.change_id, c.predicted_benefit_msat,
+       c.evaluation_window_s
+FROM fee_changes c
+ANTI JOIN fee_outcomes o USING (change_id)
+WHERE c.node_id = $node_id AND c.status = 'applied'
+  AND c.changed_at + to_seconds(c.evaluation_window_s) <= $now;
+
+-- name: all_changes
+SELECT scid, changed_at, new_ppm, reason, change_id, predicted_benefit_msat
+FROM fee_changes WHERE node_id = $node_id AND status = 'applied';
+
+-- name: node_scids
+SELECT DISTINCT scid FROM channel_snapshots WHERE node_id = $node_id;
+
+-- name: insert_outcomes
+INSERT OR IGNORE INTO fee_outcomes BY NAME SELECT * FROM staged;

@@ -18,10 +18,11 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from flows.collect import collect
 from flows.common import LoopFailed
 from flows.fees import fees
+from flows.outcomes import outcomes
 from warehouse import db
 
 HOUR_S = 3600
-LOOPS = {"collect": collect, "fees": fees}
+LOOPS = {"collect": collect, "fees": fees, "outcomes": outcomes}
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,11 @@ class Cadence:
 
 
 # Production cadences are in prefect.yaml; the demo scales them to keep 21 days short.
-DEMO_CADENCES = (Cadence("collect", 6 * HOUR_S), Cadence("fees", 24 * HOUR_S))
+DEMO_CADENCES = (
+    Cadence("collect", 8 * HOUR_S),
+    Cadence("fees", 24 * HOUR_S),
+    Cadence("outcomes", 24 * HOUR_S),
+)
 
 
 def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
@@ -99,6 +104,7 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
         revenue = db.fetch_all(con, "report.demo_revenue")
         freshness = db.fetch_all(con, "report.loop_freshness")
         fee_changes = db.fetch_all(con, "report.fee_change_summary")
+        fee_outcomes = db.fetch_all(con, "report.fee_outcome_summary")
     print(f"finished in {wall_s:.0f} s wall")
     print("routing revenue per node (settled forwards):")
     for row in revenue:
@@ -110,6 +116,12 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
     print("fee changes by reason:")
     for row in fee_changes:
         print(f"  {row['reason']:<20} {row['status']:<8} {row['changes']:>5}")
+    print("fee-change outcomes (difference in differences vs control channels):")
+    for row in fee_outcomes:
+        print(
+            f"  {row['status']:<18} {row['outcomes']:>5}  helped {row['helped']:>4}  "
+            f"net {row['net_benefit_msat'] // 1000:>7} sat"
+        )
     print("loop freshness:")
     for row in freshness:
         print(

@@ -19,3 +19,11 @@ SELECT reason, status, count(*) AS changes
 FROM fee_changes
 GROUP BY ALL
 ORDER BY changes DESC;
+
+-- name: fee_outcome_summary
+SELECT status, count(*) AS outcomes,
+       count(*) FILTER (WHERE actual_benefit_msat > 0) AS helped,
+       coalesce(sum(actual_benefit_msat), 0)::BIGINT AS net_benefit_msat
+FROM fee_outcomes
+GROUP BY status
+ORDER BY status;

@@ -41,8 +41,10 @@ def config_warnings(settings: Settings, channel_capacities_sat: list[int]) -> li
             f"liquidity can ever earn back"
         )
     budget = settings.budget
-    if budget.daily_budget_sat == 0 and budget.share_of_earnings == 0:
-        warnings.append("budget is zero: no rebalance can run (budget.daily_budget_sat = 0)")
+    if budget.daily_budget_sat == 0:
+        # engine.rebalance.budget: the day's budget is the smaller of the fixed amount and the
+        # earnings share, so a zero fixed amount switches rebalancing off.
+        warnings.append("budget.daily_budget_sat = 0: no rebalance can run")
     if not settings.dry_run and budget.daily_budget_sat > 100_000:
         warnings.append(
             f"budget.daily_budget_sat={budget.daily_budget_sat} with dry_run=false: up to "

@@ -1,0 +1,105 @@
+"""Channel roles from recent settled flow and current balance (pure).
+
+A sink drains outbound (more leaves through it than arrives): it is the channel a pull refills.
+A source accumulates outbound (net inflow) and is where a pull takes liquidity from. Flow decides
+first because it says where liquidity is *going*; balance decides only when the flow is too small
+to say anything (below `flow_min_share` of capacity over the window), so a channel emptied long
+ago and silent since is still seen as a sink, and the EV gate, not the label, decides whether
+refilling it pays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from engine.fees.frames import FORWARD_REQUIRED, FORWARD_SCHEMA, conform
+from models.rebalance import (
+    DEFAULT_REBALANCE_TUNING,
+    MSAT_PER_SAT,
+    ChannelClass,
+    FlowRole,
+    RebalanceChannel,
+    RebalanceTuning,
+)
+
+
+def settled_in_window(forwards: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    """Settled forwards resolved in [start, end), conformed to the declared forwards schema."""
+    return conform(forwards, FORWARD_SCHEMA, FORWARD_REQUIRED, "forwards").filter(
+        (pl.col("status") == "settled")
+        & pl.col("resolved_at").is_not_null()
+        & (pl.col("resolved_at") >= start)
+        & (pl.col("resolved_at") < end)
+    )
+
+
+def classify_channels(
+    channels: Iterable[RebalanceChannel],
+    forwards: pl.DataFrame,
+    now: datetime,
+    tuning: RebalanceTuning = DEFAULT_REBALANCE_TUNING,
+) -> dict[str, ChannelClass]:
+    """Role of every channel over the last `tuning.flow_window_s`, keyed by scid."""
+    if now.tzinfo is None:
+        raise ValueError("classify_channels needs a timezone-aware `now` (UTC)")
+    window = settled_in_window(forwards, now - timedelta(seconds=tuning.flow_window_s), now)
+    outbound = {
+        row["scid"]: row
+        for row in window.filter(pl.col("out_channel").is_not_null())
+        .group_by(pl.col("out_channel").alias("scid"))
+        .agg(
+            pl.len().alias("forwards"),
+            pl.col("out_msat").fill_null(0).sum().alias("out_msat"),
+            pl.col("fee_msat").fill_null(0).sum().alias("fee_msat"),
+        )
+        .iter_rows(named=True)
+    }
+    inbound = {
+        row["scid"]: int(row["in_msat"])
+        for row in window.filter(pl.col("in_channel").is_not_null())
+        .group_by(pl.col("in_channel").alias("scid"))
+        .agg(pl.col("in_msat").fill_null(0).sum())
+        .iter_rows(named=True)
+    }
+    classes: dict[str, ChannelClass] = {}
+    for channel in channels:
+        out = outbound.get(channel.scid, {})
+        out_msat = int(out.get("out_msat", 0))
+        in_msat = inbound.get(channel.scid, 0)
+        role, detail = _role(channel, out_msat - in_msat, tuning)
+        classes[channel.scid] = ChannelClass(
+            scid=channel.scid,
+            peer_id=channel.peer_id,
+            is_fleet=channel.is_fleet,
+            role=role,
+            local_share=channel.local_share,
+            window_s=tuning.flow_window_s,
+            out_forwards=int(out.get("forwards", 0)),
+            out_msat=out_msat,
+            in_msat=in_msat,
+            out_fee_msat=int(out.get("fee_msat", 0)),
+            detail=detail,
+        )
+    return classes
+
+
+def _role(
+    channel: RebalanceChannel, net_msat: int, tuning: RebalanceTuning
+) -> tuple[FlowRole, str]:
+    days = tuning.flow_window_s / 86_400
+    threshold_msat = tuning.flow_min_share * channel.capacity_msat
+    net_sat = net_msat // MSAT_PER_SAT
+    share = f"{channel.local_share:.0%} local"
+    if net_msat > 0 and net_msat >= threshold_msat:
+        return FlowRole.SINK, f"net outflow {net_sat} sat in {days:g} d ({share})"
+    if net_msat < 0 and -net_msat >= threshold_msat:
+        return FlowRole.SOURCE, f"net inflow {-net_sat} sat in {days:g} d ({share})"
+    quiet = f"net flow {net_sat} sat in {days:g} d is under {tuning.flow_min_share:.0%} of capacity"
+    if channel.local_share <= tuning.sink_max_local_share:
+        return FlowRole.SINK, f"{quiet}; depleted at {share}"
+    if channel.local_share >= tuning.source_min_local_share:
+        return FlowRole.SOURCE, f"{quiet}; full at {share}"
+    return FlowRole.BALANCED, f"{quiet}; {share}"

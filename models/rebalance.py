@@ -1,0 +1,408 @@
+"""Rebalance decisions, the daily budget ledger, the futility breaker and measured outcomes.
+
+The 2026-02 audit's rebalancing failed as a contract: 200 k sat chunks went out with no
+expected-value gate, fees were never recorded (`actual_fee_sats = NULL`), 23 reservations were
+released without a trace and the daily budget table read 0 on every row. These models make
+each of those states explicit: a proposal carries the prediction that justified it and its
+worst-case cost, a skip carries a closed-enum reason, a reservation is either settled with a
+fee, released with a reason or still open, and an outcome is `measured` with a number or says
+why not. All money is integer msat; `sling` takes sats, so amounts are whole sats.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.fees import OutcomeStatus
+
+MSAT_PER_SAT = 1_000
+PPM = 1_000_000
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FlowRole(StrEnum):
+    SOURCE = "source"  # accumulates outbound (net inflow) or sits full: liquidity to spare
+    SINK = "sink"  # drains outbound (net outflow) or sits empty: a pull target
+    BALANCED = "balanced"
+
+
+class SkipReason(StrEnum):
+    """Why a channel got no rebalance this run: stored verbatim, so keep the values stable."""
+
+    BALANCED = "balanced"
+    IS_SOURCE = "is_source"
+    AT_TARGET = "at_target"
+    CHANNEL_INACTIVE = "channel_inactive"
+    FLEET_CHANNEL = "fleet_channel"
+    SUSPENDED = "suspended"
+    BREAKER_BACKOFF = "breaker_backoff"
+    JOB_RUNNING = "job_running"
+    PING_PONG = "ping_pong"
+    MULTI_CHANNEL_PEER = "multi_channel_peer"
+    NO_SOURCE = "no_source"
+    AMOUNT_TOO_SMALL = "amount_too_small"
+    EV_BELOW_COST = "ev_below_cost"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    ATTEMPT_LIMIT = "attempt_limit"
+
+
+class RebalanceTuning(_Frozen):
+    """Constants that are not (yet) operator settings; each default has a reason.
+
+    Shares: 25 % / 75 % local are CLBOSS's and LNDg's sink/source thresholds; 0.5 target and
+    0.2 / 2 M sat deplete floor are sling's own defaults, so the floor we size against is the one
+    sling enforces. Demand: a 14-day window (the audit saw 51 forwards in 21 days, so a week holds
+    too few) is projected over a 7-day horizon, the window the outcome is measured on, and shrunk
+    by n / (n + 3) so three forwards are not treated as a trend. Cost: we pay at most half the
+    expected gain (LNDg caps at 65 % of the target's fee, CLBOSS's JIT at 25 % of earnings), and
+    a maxppm under 10 is not worth a job (such routes fail NoCheapRoute and feed the breaker).
+    Breaker: 1 h doubling to 48 h; 8 straight failures suspend a channel for 7 days.
+    """
+
+    flow_window_s: int = Field(default=14 * 86_400, gt=0)
+    flow_min_share: float = Field(default=0.05, ge=0, le=1)
+    sink_max_local_share: float = Field(default=0.25, ge=0, le=1)
+    source_min_local_share: float = Field(default=0.75, ge=0, le=1)
+    target_local_share: float = Field(default=0.5, gt=0, lt=1)
+    horizon_s: int = Field(default=7 * 86_400, gt=0)
+    demand_prior_forwards: float = Field(default=3.0, ge=0)
+    cost_share_of_gain: float = Field(default=0.5, gt=0, le=1)
+    min_maxppm: int = Field(default=10, ge=1)
+    min_benefit_msat: int = Field(default=1_000, ge=0)
+    max_capacity_share: float = Field(default=0.10, gt=0, le=1)
+    min_amount_sat: int = Field(default=10_000, gt=0)
+    amount_step_sat: int = Field(default=1_000, gt=0)
+    deplete_share: float = Field(default=0.2, ge=0, lt=1)
+    deplete_max_sat: int = Field(default=2_000_000, ge=0)
+    max_candidates: int = Field(default=3, ge=1)
+    fleet_as_source: bool = False
+    ping_pong_window_s: int = Field(default=7 * 86_400, gt=0)
+    backoff_base_s: int = Field(default=3_600, gt=0)
+    backoff_cap_s: int = Field(default=48 * 3_600, gt=0)
+    suspend_after_failures: int = Field(default=8, ge=1)
+    suspend_s: int = Field(default=7 * 86_400, gt=0)
+    keep_failure_reasons: int = Field(default=10, ge=1)
+    reservation_ttl_s: int = Field(default=3_600, gt=0)
+    seed_budget_msat: int = Field(default=10_000, ge=0)
+
+
+DEFAULT_REBALANCE_TUNING = RebalanceTuning()
+
+
+class RebalanceChannel(_Frozen):
+    """One of our channels as the planner sees it (from channel_latest).
+
+    `usable` is false unless the channel is CHANNELD_NORMAL with the peer connected: sling
+    answers ChanNotNormal / PeerNotReady for anything else, which would only feed the breaker.
+    """
+
+    scid: str
+    peer_id: str
+    is_fleet: bool
+    capacity_msat: int = Field(gt=0)
+    local_msat: int = Field(ge=0)
+    fee_ppm: int = Field(ge=0)
+    base_fee_msat: int = Field(default=0, ge=0)
+    usable: bool = True
+
+    @model_validator(mode="after")
+    def _local_within_capacity(self) -> RebalanceChannel:
+        if self.local_msat > self.capacity_msat:
+            raise ValueError(
+                f"channel {self.scid}: local_msat={self.local_msat} exceeds "
+                f"capacity_msat={self.capacity_msat}"
+            )
+        return self
+
+    @property
+    def local_share(self) -> float:
+        return self.local_msat / self.capacity_msat
+
+
+class ChannelClass(_Frozen):
+    """A channel's role from its recent settled flow and current balance, with the numbers."""
+
+    scid: str
+    peer_id: str
+    is_fleet: bool
+    role: FlowRole
+    local_share: float
+    window_s: int
+    out_forwards: int = Field(ge=0)
+    out_msat: int = Field(ge=0)
+    in_msat: int = Field(ge=0)
+    out_fee_msat: int = Field(ge=0)
+    detail: str
+
+    @property
+    def net_outflow_msat(self) -> int:
+        return self.out_msat - self.in_msat
+
+    @property
+    def earned_fee_ppm(self) -> int | None:
+        """What outbound demand actually paid (base fees included); None without volume."""
+        return None if self.out_msat == 0 else self.out_fee_msat * PPM // self.out_msat
+
+
+class PullEvaluation(_Frozen):
+    """The EV gate's arithmetic for one (destination, source, amount): every input kept.
+
+    gain = expected_revenue − opportunity_cost; max_cost = amount × maxppm;
+    predicted_benefit = gain − max_cost (the worst case net, what the gate bets on).
+    """
+
+    dest_scid: str
+    source_scid: str
+    amount_msat: int = Field(ge=0)
+    horizon_s: int = Field(gt=0)
+    dest_demand_msat: int = Field(ge=0)
+    dest_extra_volume_msat: int = Field(ge=0)
+    dest_fee_ppm: int = Field(ge=0)
+    expected_revenue_msat: int = Field(ge=0)
+    source_demand_msat: int = Field(ge=0)
+    source_lost_volume_msat: int = Field(ge=0)
+    source_fee_ppm: int = Field(ge=0)
+    opportunity_cost_msat: int = Field(ge=0)
+    gain_msat: int
+    maxppm: int = Field(ge=0)
+    max_cost_msat: int = Field(ge=0)
+    passes: bool
+    exempt_from_ev: bool = False
+    detail: str
+
+    @property
+    def predicted_benefit_msat(self) -> int:
+        return self.gain_msat - self.max_cost_msat
+
+
+class RebalanceProposal(_Frozen):
+    """One sling pull for `dest_scid`, sized and priced; the flow reserves `max_cost_msat`.
+
+    Run it as `sling-once` with onceamount = amount (one chunk), so the reservation bounds the
+    spend; a persistent `sling-job` with `target` would keep paying up to maxppm per chunk.
+    """
+
+    attempt_id: str
+    node_id: str
+    dest_scid: str
+    direction: str = "pull"
+    amount_msat: int = Field(gt=0)
+    maxppm: int = Field(ge=0)
+    candidates: tuple[str, ...] = Field(min_length=1)
+    outppm: int = Field(ge=0)
+    target: float = Field(gt=0, lt=1)
+    depleteuptopercent: float = Field(ge=0, lt=1)
+    depleteuptoamount_sat: int = Field(ge=0)
+    expected_revenue_msat: int = Field(ge=0)
+    opportunity_cost_msat: int = Field(ge=0)
+    predicted_benefit_msat: int
+    max_cost_msat: int = Field(ge=0)
+    horizon_s: int = Field(gt=0)
+    exempt_from_ev: bool = False
+    proposed_at: datetime
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _whole_sats(self) -> RebalanceProposal:
+        if self.amount_msat % MSAT_PER_SAT:
+            raise ValueError(f"{self.dest_scid}: sling takes whole sats, got {self.amount_msat}")
+        return self
+
+    @property
+    def amount_sat(self) -> int:
+        return self.amount_msat // MSAT_PER_SAT
+
+
+class Skip(_Frozen):
+    """A channel the planner looked at and left alone, and why (never a silent nothing)."""
+
+    scid: str
+    reason: SkipReason
+    detail: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- budget ----------------------------------------------------------------------------------
+
+
+class Reservation(_Frozen):
+    """Budget held for one attempt's worst-case fee until it is settled or released."""
+
+    attempt_id: str
+    node_id: str
+    max_fee_msat: int = Field(ge=0)
+    reserved_at: datetime
+    scid: str | None = None
+
+
+class RefusalReason(StrEnum):
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+class Refusal(_Frozen):
+    attempt_id: str
+    reason: RefusalReason
+    detail: str
+    available_msat: int = Field(ge=0)
+    requested_msat: int = Field(ge=0)
+
+
+class Settlement(_Frozen):
+    """A reservation closed with the fee actually paid; overspend is booked, never hidden."""
+
+    attempt_id: str
+    reserved_msat: int = Field(ge=0)
+    fee_msat: int = Field(ge=0)
+    released_msat: int = Field(ge=0)
+    overspend_msat: int = Field(ge=0)
+
+
+class BudgetLedger(_Frozen):
+    """One node's rebalance budget for one UTC day: the row the audit found all-zero.
+
+    budget = min(fixed daily cap, max(seed, share_of_earnings × trailing daily earnings)).
+    spent = rebalance fees + on-chain costs booked that day; reserved = open reservations (of
+    any day: they still hold money at risk). Invariant kept by reserve/settle/release:
+    spent + reserved ≤ budget, unless facts from outside (an on-chain cost, a fee above its
+    reservation) already broke it, in which case nothing more is reserved.
+    """
+
+    node_id: str
+    day: date
+    budget_msat: int = Field(ge=0)
+    fixed_budget_msat: int = Field(ge=0)
+    earnings_budget_msat: int = Field(ge=0)
+    earned_msat: int = Field(ge=0)
+    trailing_earned_msat: int = Field(ge=0)
+    earnings_window_days: int = Field(ge=1)
+    rebalance_spent_msat: int = Field(default=0, ge=0)
+    onchain_spent_msat: int = Field(default=0, ge=0)
+    reservations: tuple[Reservation, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_attempts(self) -> BudgetLedger:
+        ids = [r.attempt_id for r in self.reservations]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"ledger {self.node_id} {self.day}: reservation ids repeat")
+        return self
+
+    @property
+    def spent_msat(self) -> int:
+        return self.rebalance_spent_msat + self.onchain_spent_msat
+
+    @property
+    def reserved_msat(self) -> int:
+        return sum(r.max_fee_msat for r in self.reservations)
+
+
+class JobStatus(StrEnum):
+    """What the flow observed in sling for a reservation's job (mapped from sling states)."""
+
+    RUNNING = "running"  # Starting, Rebalancing (a task still works on it)
+    SUCCEEDED = "succeeded"  # onceamount reached / Balanced, fee in the successes log
+    FAILED = "failed"  # stopped in NoRoutes, NoCheapRoute, NoCandidates, HTLCcapped, Error, …
+    GONE = "gone"  # no job and no record for the scid (plugin restart forgets sling-once)
+
+
+class JobObservation(_Frozen):
+    attempt_id: str
+    status: JobStatus
+    fee_msat: int | None = Field(default=None, ge=0)
+    moved_msat: int = Field(default=0, ge=0)
+    failure_reason: str | None = None
+
+
+class ReconcileKind(StrEnum):
+    SETTLE = "settle"
+    RELEASE = "release"
+    KEEP = "keep"
+    STOP_AND_RELEASE = "stop_and_release"
+    STOP_AND_SETTLE = "stop_and_settle"
+
+
+class ReconcileAction(_Frozen):
+    attempt_id: str
+    kind: ReconcileKind
+    scid: str | None = None
+    fee_msat: int | None = Field(default=None, ge=0)
+    fee_is_estimate: bool = False
+    reason: str
+
+
+# --- breaker ---------------------------------------------------------------------------------
+
+
+class AttemptRecord(_Frozen):
+    """A finished rebalance attempt (a rebalance_attempts row): the breaker's and ping-pong's input.
+
+    `source_scid` is the candidate sling actually used (last_channel_partner), when known.
+    """
+
+    attempt_id: str
+    dest_scid: str
+    finished_at: datetime
+    succeeded: bool
+    source_scid: str | None = None
+    moved_msat: int = Field(default=0, ge=0)
+    fee_msat: int = Field(default=0, ge=0)
+    failure_reason: str | None = None
+
+
+class ChannelBreaker(_Frozen):
+    scid: str
+    consecutive_failures: int = Field(default=0, ge=0)
+    last_failure_at: datetime | None = None
+    retry_at: datetime | None = None
+    recent_reasons: tuple[str, ...] = ()
+    suspended_until: datetime | None = None
+    suspended_reason: str | None = None
+
+
+class BreakerState(_Frozen):
+    channels: dict[str, ChannelBreaker] = Field(default_factory=dict)
+
+    def get(self, scid: str) -> ChannelBreaker:
+        return self.channels.get(scid) or ChannelBreaker(scid=scid)
+
+
+# --- outcome ---------------------------------------------------------------------------------
+
+
+class RebalanceOutcome(_Frozen):
+    """What a finished rebalance earned back: `measured` with a number or the reason not.
+
+    revenue = outbound fees on the destination, counting only volume beyond the liquidity it
+    already had, up to the moved amount, within `window_s`; actual = revenue − fee paid.
+    The source's lost earnings are not observable (the counterfactual), so they are not booked.
+    """
+
+    attempt_id: str
+    dest_scid: str
+    finished_at: datetime
+    window_s: int = Field(gt=0)
+    status: OutcomeStatus
+    detail: str
+    moved_msat: int = Field(ge=0)
+    fee_paid_msat: int = Field(ge=0)
+    revenue_msat: int | None = None
+    routed_msat: int | None = None
+    actual_benefit_msat: int | None = None
+    predicted_benefit_msat: int | None = None
+    prediction_error_msat: int | None = None
+
+    @model_validator(mode="after")
+    def _measured_has_number(self) -> RebalanceOutcome:
+        measured = self.status is OutcomeStatus.MEASURED
+        if measured != (self.actual_benefit_msat is not None):
+            raise ValueError(
+                f"outcome {self.attempt_id}: status={self.status} with "
+                f"actual_benefit_msat={self.actual_benefit_msat}"
+            )
+        return self

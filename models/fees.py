@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.balance import ChannelBalance
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -138,7 +140,7 @@ class FeeReason(StrEnum):
     BASELINE = "baseline"
 
 
-class ChannelFeeState(_Frozen):
+class ChannelFeeState(_Frozen, ChannelBalance):
     """What the controller knows about one channel right now."""
 
     node_id: str
@@ -150,19 +152,6 @@ class ChannelFeeState(_Frozen):
     base_fee_msat: int = Field(ge=0)
     fee_ppm: int = Field(ge=0)
     last_change_at: datetime | None = None
-
-    @model_validator(mode="after")
-    def _local_within_capacity(self) -> ChannelFeeState:
-        if self.local_msat > self.capacity_msat:
-            raise ValueError(
-                f"channel {self.scid}: local_msat={self.local_msat} exceeds "
-                f"capacity_msat={self.capacity_msat}"
-            )
-        return self
-
-    @property
-    def local_share(self) -> float:
-        return self.local_msat / self.capacity_msat
 
 
 class FeeLevelStats(_Frozen):

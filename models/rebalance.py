@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.balance import ChannelBalance
 from models.fees import OutcomeStatus
 
 MSAT_PER_SAT = 1_000
@@ -96,7 +97,7 @@ class RebalanceTuning(_Frozen):
 DEFAULT_REBALANCE_TUNING = RebalanceTuning()
 
 
-class RebalanceChannel(_Frozen):
+class RebalanceChannel(_Frozen, ChannelBalance):
     """One of our channels as the planner sees it (from channel_latest).
 
     `usable` is false unless the channel is CHANNELD_NORMAL with the peer connected: sling
@@ -111,19 +112,6 @@ class RebalanceChannel(_Frozen):
     fee_ppm: int = Field(ge=0)
     base_fee_msat: int = Field(default=0, ge=0)
     usable: bool = True
-
-    @model_validator(mode="after")
-    def _local_within_capacity(self) -> RebalanceChannel:
-        if self.local_msat > self.capacity_msat:
-            raise ValueError(
-                f"channel {self.scid}: local_msat={self.local_msat} exceeds "
-                f"capacity_msat={self.capacity_msat}"
-            )
-        return self
-
-    @property
-    def local_share(self) -> float:
-        return self.local_msat / self.capacity_msat
 
 
 class ChannelClass(_Frozen):

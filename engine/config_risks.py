@@ -22,6 +22,11 @@ def config_warnings(settings: Settings, channel_capacities_sat: list[int]) -> li
                 f"audit's 200k chunks failed 5/5): lower it or set "
                 f"rebalance.allow_large_chunks=true"
             )
+    if not settings.rebalance.ev_gate:
+        warnings.append(
+            "rebalance.ev_gate=false: pulls pay up to rebalance.max_fee_ppm whatever the "
+            "channel earns (the audited setup, which spent more than it earned); set it to true"
+        )
     fees = settings.fees
     if fees.fleet_fee_ppm != 0:
         warnings.append(

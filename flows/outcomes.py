@@ -1,4 +1,4 @@
-"""outcomes: what each action really earned against its prediction (fee changes so far)."""
+"""outcomes: what each fee change and each finished rebalance really earned vs. its prediction."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from models.settings import load_settings
 from tasks.fees import known_node_ids
 from tasks.ledger import heartbeat_finish, heartbeat_start, raise_alert
 from tasks.outcomes import measure_fee_outcomes
+from tasks.rebalance_outcomes import measure_rebalance_outcomes
 
 LOOP = "outcomes"
 
@@ -32,11 +33,17 @@ def outcomes(config_path: str | None = None, now: datetime | float | None = None
         if node_id is None:
             error = f"node {node.name} has never been collected; run collect first"
         else:
-            state = measure_fee_outcomes(wh, node_id, at, return_state=True)
-            if state.is_failed():
-                error = f"node {node.name}: {state.result(raise_on_failure=False)}"
-            else:
-                measured, insufficient = state.result()
+            errors = []
+            for measure in (measure_fee_outcomes, measure_rebalance_outcomes):
+                state = measure(wh, node_id, at, return_state=True)
+                if state.is_failed():
+                    errors.append(f"{measure.name}: {state.result(raise_on_failure=False)}")
+                else:
+                    done, unmeasurable = state.result()
+                    measured += done
+                    insufficient += unmeasurable
+            if errors:
+                error = f"node {node.name}: " + "; ".join(errors)
         if error:
             failures.append(error)
             raise_alert(

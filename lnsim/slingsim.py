@@ -188,45 +188,54 @@ class Sling:
         return share >= job.target if job.direction == "pull" else 1 - share >= job.target
 
     def _attempt(self, job: Job, channel: Channel, t: float) -> None:
+        """One rebalance: like sling, try the candidates (most spare first) until one has a
+        route within maxppm; routes minimise fee (a failed rebalance costs nothing, so sling
+        accepts riskier cheap paths than a payer would)."""
         market, me = self.market, self.pubkey
         amount_msat = job.amount_sat * 1000
-        candidate = self._candidate(job, channel, amount_msat)
-        if candidate is None:
+        candidates = self._candidates(job, channel, amount_msat)
+        if not candidates:
             job.status = "NoCandidates"
             self._record(job, Record(t, job.amount_sat, False, reason="NoCandidates"))
             return
         pull = job.direction == "pull"
-        out_ch, in_ch = (candidate, channel) if pull else (channel, candidate)
-        first, last = out_ch.other(me), in_ch.other(me)
-        if not market.net.nodes[me].fleet.peers.get(first, False) or not (  # type: ignore[union-attr]
-            market.net.nodes[me].fleet.peers.get(last, False)
-        ):  # type: ignore[union-attr]
-            job.status = "PeerNotReady"
-            self._record(job, Record(t, job.amount_sat, False, reason="PeerNotReady"))
-            return
+        fleet_state = market.net.nodes[me].fleet
+        assert fleet_state is not None
         max_fee_msat = amount_msat * job.maxppm // 1_000_000
         d = market.scenario.demand
-        inner = market.graph.route(
-            first,
-            last,
-            amount_msat,
-            risk_ppm=d.risk_ppm,
-            hop_ppm=d.hop_ppm,
-            avoid_nodes={me},
-            excluded={out_ch.scid, in_ch.scid},
-        )
-        if inner is None or len(inner) + 1 > job.maxhops:
-            job.status = "NoRoutes"
-            self._record(job, Record(t, job.amount_sat, False, reason="NoRoutes"))
-            return
-        hops = [(me, first, out_ch), *inner, (last, me, in_ch)]
         from lnsim.payments import hop_amounts
 
-        fee_msat = hop_amounts(hops, amount_msat)[0] - amount_msat
-        if fee_msat > max_fee_msat:
-            job.status = "NoCheapRoute"
-            self._record(job, Record(t, job.amount_sat, False, reason="NoCheapRoute"))
+        chosen = None
+        status = "NoRoutes"
+        for candidate in candidates:
+            out_ch, in_ch = (candidate, channel) if pull else (channel, candidate)
+            first, last = out_ch.other(me), in_ch.other(me)
+            if not fleet_state.peers.get(first, False) or not fleet_state.peers.get(last, False):
+                status = "PeerNotReady" if status == "NoRoutes" else status
+                continue
+            inner = market.graph.route(
+                first,
+                last,
+                amount_msat,
+                risk_ppm=0,
+                hop_ppm=d.hop_ppm,
+                avoid_nodes={me},
+                excluded={out_ch.scid, in_ch.scid},
+            )
+            if inner is None or len(inner) + 1 > job.maxhops:
+                continue
+            hops = [(me, first, out_ch), *inner, (last, me, in_ch)]
+            fee_msat = hop_amounts(hops, amount_msat)[0] - amount_msat
+            if fee_msat > max_fee_msat:
+                status = "NoCheapRoute"
+                continue
+            chosen = (candidate, hops, fee_msat)
+            break
+        if chosen is None:
+            job.status = status
+            self._record(job, Record(t, job.amount_sat, False, reason=status))
             return
+        candidate, hops, fee_msat = chosen
         result = market.payments.execute(hops, amount_msat, t)
         job.status = "Rebalancing"
         if result.ok:
@@ -269,10 +278,11 @@ class Sling:
                 ),
             )
 
-    def _candidate(self, job: Job, channel: Channel, amount_msat: int) -> Channel | None:
+    def _candidates(self, job: Job, channel: Channel, amount_msat: int) -> list[Channel]:
+        """Usable counterpart channels, the one with the most liquidity to give first."""
         me, net = self.pubkey, self.market.net
         peer = channel.other(me)
-        best, best_spare = None, 0
+        found: list[tuple[int, str, Channel]] = []
         for other in net.channels_of(me):
             if other.scid == channel.scid or not other.is_normal or other.other(me) == peer:
                 continue
@@ -289,10 +299,9 @@ class Sling:
                 min(int(job.depleteuptopercent * cap), job.depleteuptoamount_sat * 1000),
             )
             side = other.local_msat(me) if job.direction == "pull" else cap - other.local_msat(me)
-            spare = side - floor
-            if spare >= 0 and side > best_spare:
-                best, best_spare = other, side
-        return best
+            if side - floor >= 0:
+                found.append((-side, other.scid, other))
+        return [c for _, _, c in sorted(found)]
 
     def _record(self, job: Job, record: Record) -> None:
         self.records.setdefault(job.scid, []).append(record)

@@ -48,6 +48,7 @@ class SkipReason(StrEnum):
     PING_PONG = "ping_pong"
     MULTI_CHANNEL_PEER = "multi_channel_peer"
     NO_SOURCE = "no_source"
+    NO_CHEAP_ROUTE = "no_cheap_route"
     AMOUNT_TOO_SMALL = "amount_too_small"
     EV_BELOW_COST = "ev_below_cost"
     BUDGET_EXHAUSTED = "budget_exhausted"
@@ -91,6 +92,7 @@ class RebalanceTuning(_Frozen):
     suspend_s: int = Field(default=7 * 86_400, gt=0)
     keep_failure_reasons: int = Field(default=10, ge=1)
     reservation_ttl_s: int = Field(default=3_600, gt=0)
+    route_memory_s: int = Field(default=7 * 86_400, gt=0)
     seed_budget_msat: int = Field(default=10_000, ge=0)
 
 
@@ -341,6 +343,7 @@ class AttemptRecord(_Frozen):
     moved_msat: int = Field(default=0, ge=0)
     fee_msat: int = Field(default=0, ge=0)
     failure_reason: str | None = None
+    maxppm: int | None = Field(default=None, ge=0)
 
 
 class ChannelBreaker(_Frozen):

@@ -155,3 +155,31 @@ def ping_pong_reason(
                 f"draining it again within {days:g} d pays twice to stand still"
             )
     return None
+
+
+def route_floor_ppm(
+    scid: str,
+    attempts: Iterable[AttemptRecord],
+    now: datetime,
+    tuning: RebalanceTuning = DEFAULT_REBALANCE_TUNING,
+) -> tuple[int, AttemptRecord] | None:
+    """The highest maxppm at which sling recently found no route into `scid` cheap enough.
+
+    A NoCheapRoute failure at maxppm X says routes into the channel cost more than X; trying
+    again at X or below only repeats it. Forgotten after `route_memory_s` (gossip and
+    liquidity change), and cleared by any later success into the channel.
+    """
+    since = now - timedelta(seconds=tuning.route_memory_s)
+    floor: tuple[int, AttemptRecord] | None = None
+    for attempt in sorted(attempts, key=lambda a: (a.finished_at, a.attempt_id)):
+        if attempt.dest_scid != scid or attempt.finished_at < since:
+            continue
+        if attempt.succeeded:
+            floor = None
+        elif (
+            attempt.maxppm is not None
+            and "NoCheapRoute" in (attempt.failure_reason or "")
+            and (floor is None or attempt.maxppm >= floor[0])
+        ):
+            floor = (attempt.maxppm, attempt)
+    return floor

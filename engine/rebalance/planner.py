@@ -20,7 +20,7 @@ from datetime import datetime
 import polars as pl
 
 from engine.rebalance.allocate import allocate
-from engine.rebalance.breaker import breaker_block, ping_pong_reason
+from engine.rebalance.breaker import breaker_block, ping_pong_reason, route_floor_ppm
 from engine.rebalance.budget import available_msat
 from engine.rebalance.classify import classify_channels
 from engine.rebalance.ev import (
@@ -163,7 +163,8 @@ def _plan_destination(
         attempts=cycle.attempts,
         busy_scids=cycle.busy,
         now=cycle.now,
-        tuning=tuning,
+        # fleet assistance pulls over fleet channels (0 fee at the member): the point of it
+        tuning=tuning.model_copy(update={"fleet_as_source": True}) if exempt else tuning,
     )
     if not selection.eligible:
         return skip(selection.skip_reason(), selection.describe())
@@ -195,6 +196,19 @@ def _plan_destination(
     )
     if not best.passes:
         return skip(SkipReason.EV_BELOW_COST, best.detail, **_eval_inputs(best))
+    floor = route_floor_ppm(dest.scid, cycle.attempts, cycle.now, tuning)
+    if floor is not None and best.maxppm <= floor[0]:
+        ppm, failed = floor
+        return skip(
+            SkipReason.NO_CHEAP_ROUTE,
+            (
+                f"sling found no route into {dest.scid} within {ppm} ppm at "
+                f"{failed.finished_at:%Y-%m-%d %H:%M} UTC ({failed.attempt_id}); the gain "
+                f"allows only {best.maxppm} ppm"
+            ),
+            route_floor_ppm=ppm,
+            **_eval_inputs(best),
+        )
     return _proposal(dest, best, selection.eligible, cycle, base)
 
 
@@ -206,6 +220,7 @@ def _evaluate(
     exempt: bool,
 ) -> PullEvaluation:
     dest_cls, source_cls = cycle.classes[dest.scid], cycle.classes[source.scid]
+    exempt = exempt or not cycle.config.ev_gate
     return evaluate_pull(
         dest,
         dest_cls,

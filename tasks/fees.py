@@ -38,7 +38,12 @@ def known_node_ids(warehouse_path: Path) -> dict[str, str]:
 @task(name="load-fee-inputs", retries=2, retry_delay_seconds=2)
 def load_fee_inputs(warehouse_path: Path, node_id: str, now: datetime) -> FeeInputs:
     with db.writer(warehouse_path, who="fees read") as con:
-        channels = _frame(con, "fees.channels", node_id=node_id)
+        # Fleet membership has one source of truth (the fleet loop's members, or collect's
+        # is_fleet before its first run); either way a fleet channel never gets a floor.
+        member_ids = [r["node_id"] for r in db.fetch_all(con, "fleet.member_ids")]
+        channels = _frame(con, "fees.channels", node_id=node_id).with_columns(
+            (pl.col("is_fleet") | pl.col("peer_id").is_in(member_ids)).alias("is_fleet")
+        )
         inputs = FeeInputs(
             node_id=node_id,
             channels=channels,

@@ -9,6 +9,15 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+LOOP_FLOWS = {
+    "collect": "flows.collect:collect",
+    "fees": "flows.fees:fees",
+    "rebalance": "flows.rebalance:rebalance",
+    "outcomes": "flows.outcomes:outcomes",
+    "fleet": "flows.fleet:fleet",
+    "report": "flows.report:report",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -39,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     run = sub.add_parser("run", help="run one loop once as a Prefect flow run")
-    run.add_argument("loop", choices=["collect", "fees", "outcomes"])
+    run.add_argument("loop", choices=sorted(LOOP_FLOWS))
     run.add_argument("--config", type=Path)
     run.add_argument("--now", type=float, help="unix time to use as now (simulated clocks)")
     run.set_defaults(handler=_run)
@@ -78,12 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from flows.common import LoopFailed
 
-    flows = {
-        "collect": "flows.collect:collect",
-        "fees": "flows.fees:fees",
-        "outcomes": "flows.outcomes:outcomes",
-    }
-    module_name, _, attr = flows[args.loop].partition(":")
+    module_name, _, attr = LOOP_FLOWS[args.loop].partition(":")
     module = __import__(module_name, fromlist=[attr])
     flow = getattr(module, attr)
     config = str(args.config) if args.config else None

@@ -15,6 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from models.fleet import FleetConfig
+from models.report import ReportConfig
+
 DEFAULT_CONFIG_NAME = "hiveops.toml"
 
 
@@ -64,6 +67,9 @@ class RebalanceConfig(Section):
     max_fee_ppm: int = Field(default=500, ge=0, le=10_000)
     allow_large_chunks: bool = False
     max_attempts_per_run: int = Field(default=4, ge=0, le=100)
+    # false reproduces the audited setup (pay up to max_fee_ppm whatever the channel earns);
+    # `hiveops config check` warns about it. Budget, breaker and dry-run still apply.
+    ev_gate: bool = True
 
 
 class BudgetConfig(Section):
@@ -91,6 +97,8 @@ class Settings(BaseSettings):
     fees: FeeConfig = FeeConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
     budget: BudgetConfig = BudgetConfig()
+    fleet: FleetConfig = FleetConfig()
+    report: ReportConfig = ReportConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
     # Written by the simulator; ignored by every loop, used only by the demo.
     sim: dict[str, Any] = Field(default_factory=dict)

@@ -127,6 +127,10 @@ def _sim_start(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar says enough
+    # The ephemeral server's task-run recorder contends for SQLite with flow-run creation
+    # (HTTP 503 + a 2 s client backoff on nearly every run); the demo keeps flow runs and
+    # their states and skips task-run rows. `hiveops serve` keeps the recorder.
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
     from hiveops.demo import run_demo
 
     return run_demo(days=args.days, workdir=args.workdir, scenario=args.scenario)

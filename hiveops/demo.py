@@ -18,11 +18,22 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from flows.collect import collect
 from flows.common import LoopFailed
 from flows.fees import fees
+from flows.fleet import fleet
 from flows.outcomes import outcomes
+from flows.rebalance import rebalance
+from flows.report import report
 from warehouse import db
 
 HOUR_S = 3600
-LOOPS = {"collect": collect, "fees": fees, "outcomes": outcomes}
+AUDIT_NET_SAT = -2_234  # the audited fleet's P&L over its three weeks
+LOOPS = {
+    "collect": collect,
+    "fleet": fleet,
+    "fees": fees,
+    "rebalance": rebalance,
+    "outcomes": outcomes,
+    "report": report,
+}
 
 
 @dataclass(frozen=True)
@@ -32,10 +43,15 @@ class Cadence:
 
 
 # Production cadences are in prefect.yaml; the demo scales them to keep 21 days short.
+# Order matters within a step: collect first (every loop reads its snapshot), report last (it
+# judges the others).
 DEMO_CADENCES = (
     Cadence("collect", 8 * HOUR_S),
+    Cadence("fleet", 24 * HOUR_S),
     Cadence("fees", 24 * HOUR_S),
+    Cadence("rebalance", 8 * HOUR_S),
     Cadence("outcomes", 24 * HOUR_S),
+    Cadence("report", 24 * HOUR_S),
 )
 
 
@@ -102,25 +118,57 @@ def _progress(step: int, steps: int, wall_s: float) -> None:
 def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s: float) -> None:
     with db.reader(warehouse) as con:
         revenue = db.fetch_all(con, "report.demo_revenue")
+        pnl = db.fetch_one(con, "report.demo_pnl")
         freshness = db.fetch_all(con, "report.loop_freshness")
         fee_changes = db.fetch_all(con, "report.fee_change_summary")
-        fee_outcomes = db.fetch_all(con, "report.fee_outcome_summary")
+        outcome_counts = db.fetch_all(con, "report.outcome_counts")
+        rebalances = db.fetch_all(con, "report.rebalance_summary")
+        budget = db.fetch_one(con, "report.budget_summary")
+        members = db.fetch_all(con, "fleet.report_members")
+        assistance = db.fetch_all(con, "fleet.report_assistance")
+        latest_report = db.fetch_one(con, "report_audit.latest_run")
     print(f"finished in {wall_s:.0f} s wall")
-    print("routing revenue per node (settled forwards):")
+    net_sat = (pnl["revenue_msat"] - pnl["rebalance_fees_msat"] - pnl["onchain_msat"]) // 1000
+    print(
+        f"P&L (fleet): routing {pnl['revenue_msat'] // 1000} sat - rebalancing "
+        f"{pnl['rebalance_fees_msat'] // 1000} sat - on-chain {pnl['onchain_msat'] // 1000} sat "
+        f"= {net_sat:+} sat   (the audited fleet: {AUDIT_NET_SAT:+} sat in 3 weeks)"
+    )
     for row in revenue:
         print(
             f"  {row['node_name']:<10} {row['forwards']:>6} forwards  "
             f"{row['fees_msat'] // 1000:>8} sat fees  (simulator counted "
             f"{sim_forwards.get(row['node_name'], 0)} forwards of any status)"
         )
+    print(
+        f"budget ledger: {budget['rows']} node-day rows, {budget['rows_earning']} with earnings, "
+        f"{budget['rows_spending']} with spend, {budget['rows_over_budget']} over budget"
+    )
+    print("rebalances (purpose, state, attempts, moved, fees):")
+    for row in rebalances:
+        print(
+            f"  {row['purpose']:<13} {row['state']:<10} {row['attempts']:>4}  moved "
+            f"{row['moved_msat'] // 1000:>8} sat  fees {row['fee_msat'] // 1000:>6} sat"
+        )
     print("fee changes by reason:")
     for row in fee_changes:
         print(f"  {row['reason']:<20} {row['status']:<8} {row['changes']:>5}")
-    print("fee-change outcomes (difference in differences vs control channels):")
-    for row in fee_outcomes:
+    print("outcomes (what each action really earned vs its prediction):")
+    for row in outcome_counts:
+        print(f"  {row['kind']:<11} {row['status']:<18} {row['n']:>5}")
+    print("fleet members (first tier -> now):")
+    for row in members:
         print(
-            f"  {row['status']:<18} {row['outcomes']:>5}  helped {row['helped']:>4}  "
-            f"net {row['net_benefit_msat'] // 1000:>7} sat"
+            f"  {row['name']:<10} {row['first_tier'] or '-':<10} -> {row['tier'] or '-':<10} "
+            f"health {row['health_score'] or 0:5.1f}  uptime {row['uptime_pct'] or 0:5.1f}%  "
+            f"ratio {row['contribution_ratio'] or 0:.2f}"
+        )
+    print("fleet assistance (every action and its outcome):")
+    for row in assistance:
+        print(
+            f"  {row['member_name']:<10} {row['kind']:<22} {row['result']:<16} "
+            f"{row['actions']:>3}  moved {row['moved_msat'] // 1000:>8} sat  "
+            f"last: {str(row['last_detail'])[:80]}"
         )
     print("loop freshness:")
     for row in freshness:
@@ -129,4 +177,10 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
             f"runs {row['runs']}  failed {row['failed_runs']}"
         )
     print(f"warehouse: {warehouse}")
-    print(f'query it:  .venv/bin/hiveops sql --config {config} "select * from daily_revenue"')
+    if latest_report:
+        print(
+            f"self-audit report: {latest_report['report_dir']}/report.md "
+            f"({latest_report['fired']} of {latest_report['detectors']} detectors fired; "
+            f"charts beside it; Prefect artifact 'hiveops-daily-report')"
+        )
+    print(f'query it:  .venv/bin/hiveops sql --config {config} "select * from budget_ledger"')

@@ -16,6 +16,8 @@ LOOP_FLOWS = {
     "outcomes": "flows.outcomes:outcomes",
     "fleet": "flows.fleet:fleet",
     "report": "flows.report:report",
+    "advisor": "flows.advisor:advisor",
+    "watchdog": "flows.watchdog:watchdog",
 }
 
 
@@ -52,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path)
     run.add_argument("--now", type=float, help="unix time to use as now (simulated clocks)")
     run.set_defaults(handler=_run)
+
+    from hiveops import alerts as alerts_cli
+    from hiveops import serve as serve_cli
+
+    serve = sub.add_parser(
+        "serve", help="schedule and run every loop (starts a local Prefect server if none is set)"
+    )
+    serve_cli.add_arguments(serve)
+    serve.set_defaults(handler=serve_cli.run_from_args)
+
+    alerts = sub.add_parser("alerts", help="Prefect automations: webhook on failed or stale loops")
+    alerts_cli.add_arguments(alerts)
+    alerts.set_defaults(handler=alerts_cli.run_from_args)
 
     sql = sub.add_parser("sql", help="read-only SQL against the warehouse")
     sql.add_argument("query")

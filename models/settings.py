@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.fleet import FleetConfig
+from models.orchestration import OrchestrationConfig
 from models.report import ReportConfig
 
 DEFAULT_CONFIG_NAME = "hiveops.toml"
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     budget: BudgetConfig = BudgetConfig()
     fleet: FleetConfig = FleetConfig()
     report: ReportConfig = ReportConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
     # Written by the simulator; ignored by every loop, used only by the demo.
     sim: dict[str, Any] = Field(default_factory=dict)

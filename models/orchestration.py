@@ -1,0 +1,147 @@
+"""How often each loop runs and who hears about it when one fails or falls silent.
+
+The audit's first finding was a loop that had not run for five days without anyone noticing; the
+intervals here drive the schedules (`hiveops serve`), the staleness automations (`hiveops alerts
+install`) and the watchdog flow, so all three agree on what "late" means.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_INTERVALS_S: dict[str, int] = {
+    "collect": 600,
+    "fees": 1_800,
+    "rebalance": 900,
+    "outcomes": 3_600,
+    "advisor": 3_600,
+    "fleet": 3_600,
+    "report": 86_400,
+    "watchdog": 900,
+}
+LOOPS: tuple[str, ...] = tuple(DEFAULT_INTERVALS_S)
+# Prefect refuses proactive automations with a window under 10 s; staleness is 2x the interval.
+MIN_INTERVAL_S = 5
+
+
+class OrchestrationConfig(BaseModel):
+    """`[orchestration]` in hiveops.toml: per-loop cadence, staleness factor, alert webhook."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The loops this installation runs: serve schedules them, alerts and the watchdog watch them.
+    loops: tuple[str, ...] = LOOPS
+    intervals_s: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_INTERVALS_S))
+    stale_factor: float = Field(default=2.0, ge=1.0, le=10.0)
+    webhook_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        # `[orchestration.intervals_s] fees = 900` overrides one loop and keeps the others.
+        if isinstance(data, dict) and isinstance(data.get("intervals_s"), dict):
+            data = {**data, "intervals_s": {**DEFAULT_INTERVALS_S, **data["intervals_s"]}}
+        return data
+
+    @field_validator("loops")
+    @classmethod
+    def _known_loop_names(cls, loops: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [loop for loop in loops if loop not in DEFAULT_INTERVALS_S]
+        if unknown:
+            raise ValueError(f"unknown loop(s) {', '.join(unknown)}; known: {', '.join(LOOPS)}")
+        return loops
+
+    @field_validator("intervals_s")
+    @classmethod
+    def _known_loops(cls, intervals: dict[str, int]) -> dict[str, int]:
+        for loop, seconds in intervals.items():
+            if loop not in DEFAULT_INTERVALS_S:
+                raise ValueError(f"unknown loop {loop!r}; intervals exist for {', '.join(LOOPS)}")
+            if seconds < MIN_INTERVAL_S:
+                raise ValueError(
+                    f"{loop} interval {seconds}s is below {MIN_INTERVAL_S}s; Prefect cannot "
+                    f"watch a staleness window shorter than 10 s"
+                )
+        return intervals
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_url {url!r} must start with http:// or https://")
+        return url
+
+    def interval_s(self, loop: str) -> int:
+        return self.intervals_s[loop]
+
+    def stale_after_s(self, loop: str) -> int:
+        """How long a loop may go without a successful run before it counts as stale."""
+        return max(10, round(self.intervals_s[loop] * self.stale_factor))
+
+
+def orchestration_of(settings: Any) -> OrchestrationConfig:
+    """The settings' `[orchestration]` section, or the defaults when Settings has none."""
+    found = getattr(settings, "orchestration", None)
+    if isinstance(found, OrchestrationConfig):
+        return found
+    if isinstance(found, dict):
+        return OrchestrationConfig.model_validate(found)
+    return OrchestrationConfig()
+
+
+class LoopFreshness(BaseModel):
+    """One row of the warehouse's `loop_freshness` view: a loop's last success on one node."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loop: str
+    node: str
+    last_ok_at: datetime | None = None
+    last_started_at: datetime | None = None
+    failed_runs: int = 0
+    runs: int = 0
+
+
+class StaleLoop(BaseModel):
+    """A loop (on one node, or as a whole when `node` is None) that missed its window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loop: str
+    node: str | None
+    reason: str  # never_ran | never_succeeded | stale
+    last_ok_at: datetime | None
+    age_s: int
+    interval_s: int
+    stale_after_s: int
+    severity: str  # warning | critical
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.loop, self.node or "")
+
+    def describe(self) -> str:
+        where = f"{self.loop} on {self.node}" if self.node and self.node != "*" else self.loop
+        if self.reason == "never_ran":
+            what = f"has not run in {_span(self.age_s)} of operation"
+        elif self.reason == "never_succeeded":
+            what = f"has never succeeded ({_span(self.age_s)} of operation)"
+        else:
+            what = f"last succeeded {_span(self.age_s)} ago"
+        return (
+            f"{where} {what}; expected every {_span(self.interval_s)}, stale after "
+            f"{_span(self.stale_after_s)}"
+        )
+
+
+def _span(seconds: int) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.1f} d"
+    if seconds >= 2 * 3_600:
+        return f"{seconds / 3_600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"

@@ -129,6 +129,9 @@ class ChannelClass(_Frozen):
     out_msat: int = Field(ge=0)
     in_msat: int = Field(ge=0)
     out_fee_msat: int = Field(ge=0)
+    # local_failed forwards that asked for this channel: demand it could not serve (depleted)
+    missed_forwards: int = Field(default=0, ge=0)
+    missed_msat: int = Field(default=0, ge=0)
     detail: str
 
     @property

@@ -64,8 +64,17 @@ def test_sigkill_mid_run_leaves_no_orphan_job_and_no_leaked_reservation(
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     log = (tmp_path / "killed-run.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hiveops.cli", "run", "rebalance", "--config", str(path)]
-        + ["--now", str(audit.now)],
+        [
+            sys.executable,
+            "-m",
+            "hiveops.cli",
+            "run",
+            "rebalance",
+            "--config",
+            str(path),
+            "--now",
+            str(audit.now),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -74,7 +83,9 @@ def test_sigkill_mid_run_leaves_no_orphan_job_and_no_leaked_reservation(
     deadline = time.monotonic() + 120
     while audit.call_count("nexus-03", "sling-once") == 0:
         if proc.poll() is not None:
-            pytest.fail("the run ended before sling-once:\n" + (tmp_path / "killed-run.log").read_text())
+            pytest.fail(
+                "the run ended before sling-once:\n" + (tmp_path / "killed-run.log").read_text()
+            )
         assert time.monotonic() < deadline, "the run never reached sling-once"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -111,9 +122,7 @@ def test_sigkill_mid_run_leaves_no_orphan_job_and_no_leaked_reservation(
     open_jobs = set(_once_jobs(audit, "nexus-03"))
     open_now = {
         row[0]
-        for row in _rows(
-            path, "SELECT scid FROM rebalance_reservations WHERE closed_at IS NULL"
-        )
+        for row in _rows(path, "SELECT scid FROM rebalance_reservations WHERE closed_at IS NULL")
     }
     assert open_jobs & mine <= open_now, "a sling-once of ours runs without a reservation"
 

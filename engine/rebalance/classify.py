@@ -57,6 +57,7 @@ def classify_channels(
         )
         .iter_rows(named=True)
     }
+    missed = _missed(forwards, now - timedelta(seconds=tuning.flow_window_s), now)
     inbound = {
         row["scid"]: int(row["in_msat"])
         for row in window.filter(pl.col("in_channel").is_not_null())
@@ -81,9 +82,33 @@ def classify_channels(
             out_msat=out_msat,
             in_msat=in_msat,
             out_fee_msat=int(out.get("fee_msat", 0)),
+            missed_forwards=missed.get(channel.scid, (0, 0))[0],
+            missed_msat=missed.get(channel.scid, (0, 0))[1],
             detail=detail,
         )
     return classes
+
+
+def _missed(forwards: pl.DataFrame, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+    """scid -> (count, msat) of local_failed forwards that asked to leave through it.
+
+    A depleted channel's settled flow shows only what it could serve; the forwards CLN failed
+    locally on it are the rest of its demand (the audit's depleted channels had plenty).
+    """
+    frame = conform(forwards, FORWARD_SCHEMA, FORWARD_REQUIRED, "forwards").filter(
+        (pl.col("status") == "local_failed")
+        & pl.col("out_channel").is_not_null()
+        & pl.col("resolved_at").is_not_null()
+        & (pl.col("resolved_at") >= start)
+        & (pl.col("resolved_at") < end)
+    )
+    amount = pl.coalesce(pl.col("out_msat"), pl.col("in_msat")).fill_null(0)
+    return {
+        row["scid"]: (int(row["n"]), int(row["msat"]))
+        for row in frame.group_by(pl.col("out_channel").alias("scid"))
+        .agg(pl.len().alias("n"), amount.sum().alias("msat"))
+        .iter_rows(named=True)
+    }
 
 
 def _role(

@@ -40,11 +40,13 @@ SLING_MIN_LEFT_MSAT = 10_000 * MSAT_PER_SAT  # sling keeps amount + 10 k sat on 
 
 
 def expected_demand_msat(cls: ChannelClass, horizon_s: int, tuning: RebalanceTuning) -> int:
-    """Outbound volume `cls` is expected to route over `horizon_s`, shrunk for thin evidence."""
-    if cls.out_forwards == 0:
+    """Outbound volume `cls` is expected to route over `horizon_s` (served plus missed for want
+    of liquidity), shrunk for thin evidence."""
+    asked = cls.out_forwards + cls.missed_forwards
+    if asked == 0:
         return 0
-    shrink = cls.out_forwards / (cls.out_forwards + tuning.demand_prior_forwards)
-    return int(cls.out_msat * horizon_s / cls.window_s * shrink)
+    shrink = asked / (asked + tuning.demand_prior_forwards)
+    return int((cls.out_msat + cls.missed_msat) * horizon_s / cls.window_s * shrink)
 
 
 def dest_fee_ppm(channel: RebalanceChannel, cls: ChannelClass) -> int:

@@ -10,9 +10,12 @@ WHERE node_id = $node_id
   AND taken_at = (SELECT max(taken_at) FROM node_snapshots WHERE node_id = $node_id);
 
 -- name: forwards
-SELECT in_channel, out_channel, in_msat, out_msat, fee_msat, status, resolved_at
+-- Settled forwards, and local failures with the channel they asked for (unserved demand).
+SELECT in_channel, out_channel, in_msat, out_msat, fee_msat, status,
+       coalesce(resolved_at, received_at) AS resolved_at
 FROM forwards
-WHERE node_id = $node_id AND status = 'settled' AND resolved_at >= $since;
+WHERE node_id = $node_id AND coalesce(resolved_at, received_at) >= $since
+  AND (status = 'settled' OR (status = 'local_failed' AND out_channel IS NOT NULL));
 
 -- name: onchain_costs
 SELECT occurred_at, amount_msat FROM onchain_costs

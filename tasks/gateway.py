@@ -58,6 +58,22 @@ class _TimeoutRpc(LightningRpc):
             sock.sock.settimeout(self.timeout_s)
         super()._writeobj(sock, obj)
 
+    def _readobj(self, sock: Any, buff: bytes = b"") -> tuple[Any, bytes]:
+        """pyln's reader re-splits the whole buffer after every recv (quadratic in the size of
+        a listforwards page); this one searches only the newly received bytes for the end."""
+        chunks = bytearray(buff)
+        searched = 0
+        while True:
+            end = chunks.find(b"\n\n", max(0, searched - 1))
+            if end >= 0:
+                obj, _ = json.JSONDecoder().raw_decode(chunks[:end].decode("UTF-8"))
+                return obj, bytes(chunks[end + 2 :])
+            searched = len(chunks)
+            received = sock.recv(max(65_536, len(chunks)))
+            if not received:
+                return {"error": "Connection to RPC server lost."}, bytes(chunks)
+            chunks += received
+
 
 class _Transient(Exception):
     def __init__(self, error: NodeError) -> None:

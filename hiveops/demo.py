@@ -22,6 +22,7 @@ from flows.fleet import fleet
 from flows.outcomes import outcomes
 from flows.rebalance import rebalance
 from flows.report import report
+from flows.watchdog import watchdog
 from warehouse import db
 
 HOUR_S = 3600
@@ -32,6 +33,7 @@ LOOPS = {
     "fees": fees,
     "rebalance": rebalance,
     "outcomes": outcomes,
+    "watchdog": watchdog,
     "report": report,
 }
 
@@ -51,8 +53,17 @@ DEMO_CADENCES = (
     Cadence("fees", 24 * HOUR_S),
     Cadence("rebalance", 8 * HOUR_S),
     Cadence("outcomes", 24 * HOUR_S),
+    Cadence("watchdog", 24 * HOUR_S),
     Cadence("report", 24 * HOUR_S),
 )
+
+
+def _orchestration_toml() -> str:
+    """The demo's cadences as the config's intervals, so the watchdog and the report judge
+    freshness by the schedule the demo actually keeps (in simulated time)."""
+    loops = ", ".join(f'"{c.loop}"' for c in DEMO_CADENCES)
+    intervals = "\n".join(f"{c.loop} = {c.every_s}" for c in DEMO_CADENCES)
+    return f"\n[orchestration]\nloops = [{loops}]\n\n[orchestration.intervals_s]\n{intervals}\n"
 
 
 def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
@@ -78,6 +89,8 @@ def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         fleet.write_config(config, warehouse)
+        with config.open("a") as f:
+            f.write(_orchestration_toml())
         start_s = fleet.now
         for step in range(1, steps + 1):
             fleet.advance(step_s)

@@ -196,6 +196,7 @@ class Assistance(_Frozen):
     state: AssistanceState
     health_before: float | None = None
     tier_before: Tier | None = None
+    rebalance_skip: str | None = None  # the rebalance loop's latest reason for not acting
 
 
 class AssistanceAttempt(_Frozen):

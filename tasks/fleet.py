@@ -158,7 +158,10 @@ def record_assistance(
     with db.writer(warehouse_path, who="fleet assistance") as con:
         con.execute("BEGIN TRANSACTION")
         if plans:
-            rows = [{**p.model_dump(mode="json"), "run_id": run_id} for p in plans]
+            rows = [
+                {**p.model_dump(mode="json", exclude={"rebalance_skip"}), "run_id": run_id}
+                for p in plans
+            ]
             frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
                 pl.col("requested_at").str.to_datetime(time_zone="UTC")
             )

@@ -112,7 +112,12 @@ def _close_pull(
             health,
             attempts,
         )
-    if not attempts:
+    if not attempts and row.rebalance_skip:
+        detail = (
+            f"could not help: no rebalance attempt within {hours:.0f} h; the rebalance loop "
+            f"skipped {row.dest_scid}: {row.rebalance_skip}"
+        )
+    elif not attempts:
         detail = (
             f"could not help: no rebalance attempt within {hours:.0f} h of the request (is the "
             f"rebalance loop running and reading fleet.open_liquidity_requests?)"

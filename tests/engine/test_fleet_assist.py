@@ -179,3 +179,11 @@ def test_proposal_closes_when_the_helper_opens_a_channel_or_the_advisor_rejects(
     assert refused.detail == "could not help: advisor rejected: too small"
     [expired] = close(proposal, hours=CONFIG.proposal_ttl_s / 3600)
     assert "no channel opened" in expired.detail
+
+
+def test_pull_without_attempt_names_the_rebalance_loops_skip_reason() -> None:
+    row, _ = _open_pull()
+    skipped = row.model_copy(update={"rebalance_skip": "budget_exhausted: worst-case fee 12 sat"})
+    [outcome] = close(skipped, hours=25)
+    assert outcome.result is AssistanceResult.COULD_NOT_HELP
+    assert "budget_exhausted" in outcome.detail

@@ -69,11 +69,15 @@ FROM staged s WHERE m.node_id = s.node_id;
 
 -- name: assistance_pending
 -- Rows still waiting for an outcome, and every row requested since $day_start (daily bounds).
-SELECT assistance_id, node_id, member_name, helper_node_id, kind, dest_scid, source_scid,
-       amount_msat, max_fee_ppm, reason, requested_at, state, health_before, tier_before,
-       decision_note
-FROM fleet_assistance
-WHERE state IN ('open', 'accepted', 'rejected') OR requested_at >= $day_start;
+-- rebalance_skip: why the rebalance loop last left the destination alone since the request.
+SELECT f.assistance_id, f.node_id, f.member_name, f.helper_node_id, f.kind, f.dest_scid,
+       f.source_scid, f.amount_msat, f.max_fee_ppm, f.reason, f.requested_at, f.state,
+       f.health_before, f.tier_before, f.decision_note,
+       (SELECT s.reason || ': ' || s.detail FROM rebalance_skips s
+        WHERE s.node_id = f.node_id AND s.scid = f.dest_scid AND s.decided_at >= f.requested_at
+        ORDER BY s.decided_at DESC LIMIT 1) AS rebalance_skip
+FROM fleet_assistance f
+WHERE f.state IN ('open', 'accepted', 'rejected') OR f.requested_at >= $day_start;
 
 -- name: assistance_attempts
 SELECT a.assistance_id, a.state, a.moved_msat, a.fee_msat, a.failure_reason

@@ -43,6 +43,12 @@ class CompetitorSpec(Strict):
     walk_every_s: int = Field(default=6 * 3600, gt=0)
     walk_fraction: float = Field(default=0.05, ge=0, le=1)
     walk_step: float = Field(default=0.2, ge=0, lt=1)
+    # Competitors that watch the fleet (off by default): at each walk, this share of the other
+    # channels toward a fleet member's external peer posts `undercut_pct` below the fleet's fee
+    # there, never above its own fee from before it reacted, never below `undercut_floor_ppm`.
+    undercut_share: float = Field(default=0.0, ge=0, le=1)
+    undercut_pct: float = Field(default=10.0, ge=0, lt=100)
+    undercut_floor_ppm: int = Field(default=1, ge=0)
 
 
 class PeerSpec(Strict):

@@ -16,12 +16,18 @@ import time
 
 from lnsim.pathfind import Graph
 from lnsim.payments import AdvanceReport, Payments
-from lnsim.scenario_model import Scenario
+from lnsim.scenario_model import CompetitorSpec, Scenario
 from lnsim.simerrors import FUND_CANNOT_AFFORD, LIGHTNINGD, SimRpcError
 from lnsim.slingsim import Sling
 from lnsim.state import Channel, ChannelStats, Forward, IncomeEvent, Network, Policy, Utxo
 
 LOCKIN_BLOCKS = 6
+
+
+def _watches(scid: str, spec: CompetitorSpec) -> bool:
+    """Whether the competitor on `scid` is one of the `undercut_share` that watch the fleet."""
+    digest = hashlib.sha256(f"undercut:{scid}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") < spec.undercut_share * 2**32
 
 
 class Market:
@@ -44,6 +50,7 @@ class Market:
         self._next_sling = self._clock + scenario.sling.attempt_every_s
         self._pending: list[tuple[int, str]] = []  # (confirm time, scid)
         self._scid_counter = itertools.count(1)
+        self._undercut_own_ppm: dict[tuple[str, str], int] = {}  # (scid, toward peer) -> ppm
 
     # -- clock -----------------------------------------------------------------------------
     def _interarrival(self) -> float:
@@ -102,6 +109,37 @@ class Market:
                 if policy.enabled and self.rng.random() < spec.walk_fraction:
                     factor = 1 + self.rng.uniform(-spec.walk_step, spec.walk_step)
                     policy.fee_ppm = max(0, round(policy.fee_ppm * factor))
+                    policy.last_update = self.net.now
+        if spec.undercut_share > 0:
+            self._undercut_fleet()
+
+    def _undercut_fleet(self) -> None:
+        """Competitors that watch the fleet post just under its fee toward the same peer.
+
+        Which channels watch is a fixed function of the scid (no draw from the market's random
+        stream, so enabling it changes nothing else). A watcher never rises above the fee it had
+        before it first reacted, so a fleet that prices high lets the market recover.
+        """
+        spec = self.scenario.competitors
+        fleet_fee_ppm: dict[str, int] = {}
+        for node in self.net.fleet_nodes():
+            for channel in self.net.channels_of(node.pubkey):
+                peer = channel.other(node.pubkey)
+                if channel.is_normal and self.net.nodes[peer].fleet is None:
+                    fee_ppm = channel.policy_from(node.pubkey).fee_ppm
+                    fleet_fee_ppm[peer] = min(fee_ppm, fleet_fee_ppm.get(peer, fee_ppm))
+        for peer, ours_ppm in sorted(fleet_fee_ppm.items()):
+            target_ppm = max(spec.undercut_floor_ppm, int(ours_ppm * (1 - spec.undercut_pct / 100)))
+            for channel in self.net.channels_of(peer):
+                if channel.to_node1_msat is not None or not _watches(channel.scid, spec):
+                    continue
+                policy = channel.policy_from(channel.other(peer))
+                if not policy.enabled:
+                    continue
+                own_ppm = self._undercut_own_ppm.setdefault((channel.scid, peer), policy.fee_ppm)
+                new_ppm = min(own_ppm, target_ppm)
+                if new_ppm != policy.fee_ppm:
+                    policy.fee_ppm = new_ppm
                     policy.last_update = self.net.now
 
     def _outages(self) -> None:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from prefect.runtime import flow_run
+
+from models.settings import NodeConfig, Settings, load_settings
+from tasks.fees import known_node_ids
+from tasks.ledger import heartbeat_finish, raise_alert
 
 
 def current_run_id() -> str:
@@ -24,3 +30,75 @@ def resolve_now(now: datetime | float | None) -> datetime:
 
 class LoopFailed(RuntimeError):
     """Raised at the end of a flow whose work failed for some nodes, after the rest was done."""
+
+
+@dataclass
+class LoopRun:
+    """One flow run of a per-node loop: its settings, clock, id and what each node did."""
+
+    loop: str
+    settings: Settings
+    at: datetime
+    run_id: str
+    node_ids: dict[str, str]
+    summary: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def node_id(self, node: NodeConfig) -> str | None:
+        return node.node_id or self.node_ids.get(node.name)
+
+    def never_collected(self, node: NodeConfig) -> str:
+        return f"node {node.name} has never been collected; run collect first"
+
+    def finish_node(
+        self,
+        node: NodeConfig,
+        error: str | None,
+        *,
+        decisions: int,
+        rows_written: int,
+        detail: dict[str, Any],
+    ) -> None:
+        """Every node's cycle ends the same way: an alert row if it failed, then its heartbeat
+        with what it decided (the self-audit's proof that the loop ran and did something)."""
+        wh = self.settings.warehouse_path
+        if error:
+            self.failures.append(error)
+            raise_alert(
+                wh,
+                loop=self.loop,
+                kind=f"{self.loop}_failed",
+                severity="warning",
+                message=error,
+                raised_at=self.at,
+                node=node.name,
+            )
+        heartbeat_finish(
+            wh,
+            self.run_id,
+            self.loop,
+            node.name,
+            self.at,
+            ok=error is None,
+            decisions=decisions,
+            rows_written=rows_written,
+            detail={**detail, "error": error},
+        )
+        self.summary[node.name] = {**detail, "error": error}
+
+    def end(self) -> dict[str, Any]:
+        """The summary, or LoopFailed naming every node that failed (after all were done)."""
+        if self.failures:
+            raise LoopFailed(" | ".join(self.failures))
+        return self.summary
+
+
+def start_loop(loop: str, config_path: str | None, now: datetime | float | None) -> LoopRun:
+    settings = load_settings(config_path)
+    return LoopRun(
+        loop=loop,
+        settings=settings,
+        at=resolve_now(now),
+        run_id=current_run_id(),
+        node_ids=known_node_ids(settings.warehouse_path),
+    )

@@ -9,11 +9,11 @@ from typing import Any
 from prefect import flow, task
 
 from engine.fees.plan import FeeInputs, plan_fees
-from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.common import start_loop
 from models.fees import FeeDecision
-from models.settings import FeeConfig, load_settings
-from tasks.fees import apply_fee_changes, known_node_ids, load_fee_inputs, record_fee_decisions
-from tasks.ledger import heartbeat_finish, heartbeat_start, raise_alert
+from models.settings import FeeConfig
+from tasks.fees import apply_fee_changes, load_fee_inputs, record_fee_decisions
+from tasks.ledger import heartbeat_start
 
 LOOP = "fees"
 
@@ -26,54 +26,31 @@ def decide_fees(inputs: FeeInputs, config: FeeConfig, now: datetime) -> list[Fee
 
 @flow(name="fees")
 def fees(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
-    at = resolve_now(now)
-    run_id = current_run_id()
-    wh = settings.warehouse_path
-    summary: dict[str, Any] = {}
-    failures: list[str] = []
-    node_ids = known_node_ids(wh)
+    run = start_loop(LOOP, config_path, now)
+    settings, at, wh = run.settings, run.at, run.settings.warehouse_path
     for node in settings.nodes:
-        heartbeat_start(wh, run_id, LOOP, node.name, at)
-        node_id = node.node_id or node_ids.get(node.name)
+        heartbeat_start(wh, run.run_id, LOOP, node.name, at)
+        node_id = run.node_id(node)
         error, decisions, results = None, [], {}
         if node_id is None:
-            error = f"node {node.name} has never been collected; run collect first"
+            error = run.never_collected(node)
         else:
             loaded = load_fee_inputs(wh, node_id, at, return_state=True)
             if loaded.is_failed():
                 error = str(loaded.result(raise_on_failure=False))
             else:
                 decisions = decide_fees(loaded.result(), settings.fees, at)
-                change_ids = record_fee_decisions(wh, run_id, decisions, settings.dry_run)
+                change_ids = record_fee_decisions(wh, run.run_id, decisions, settings.dry_run)
                 if change_ids:
                     results = apply_fee_changes(wh, node, settings.rpc, decisions, change_ids)
                 failed = [f"{s}: {r}" for s, r in results.items() if r != "applied"]
                 if failed:
                     error = f"node {node.name}: setchannel failed for " + "; ".join(failed)
-        if error:
-            failures.append(error)
-            raise_alert(
-                wh,
-                loop=LOOP,
-                kind="fees_failed",
-                severity="warning",
-                message=error,
-                raised_at=at,
-                node=node.name,
-            )
-        heartbeat_finish(
-            wh,
-            run_id,
-            LOOP,
-            node.name,
-            at,
-            ok=error is None,
+        run.finish_node(
+            node,
+            error,
             decisions=len(decisions),
             rows_written=len(decisions),
-            detail={"applied": len(results), "error": error},
+            detail={"decisions": len(decisions), "applied": len(results), "changes": results},
         )
-        summary[node.name] = {"decisions": len(decisions), "changes": results, "error": error}
-    if failures:
-        raise LoopFailed(" | ".join(failures))
-    return summary
+    return run.end()

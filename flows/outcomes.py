@@ -7,10 +7,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.common import LoopFailed, current_run_id, resolve_now
-from models.settings import load_settings
-from tasks.fees import known_node_ids
-from tasks.ledger import heartbeat_finish, heartbeat_start, raise_alert
+from flows.common import start_loop
+from tasks.ledger import heartbeat_start
 from tasks.outcomes import measure_fee_outcomes
 from tasks.rebalance_outcomes import measure_rebalance_outcomes
 
@@ -19,19 +17,14 @@ LOOP = "outcomes"
 
 @flow(name="outcomes")
 def outcomes(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
-    at = resolve_now(now)
-    run_id = current_run_id()
-    wh = settings.warehouse_path
-    node_ids = known_node_ids(wh)
-    summary: dict[str, Any] = {}
-    failures: list[str] = []
-    for node in settings.nodes:
-        heartbeat_start(wh, run_id, LOOP, node.name, at)
-        node_id = node.node_id or node_ids.get(node.name)
+    run = start_loop(LOOP, config_path, now)
+    wh, at = run.settings.warehouse_path, run.at
+    for node in run.settings.nodes:
+        heartbeat_start(wh, run.run_id, LOOP, node.name, at)
+        node_id = run.node_id(node)
         error, measured, insufficient = None, 0, 0
         if node_id is None:
-            error = f"node {node.name} has never been collected; run collect first"
+            error = run.never_collected(node)
         else:
             errors = []
             for measure in (measure_fee_outcomes, measure_rebalance_outcomes):
@@ -44,29 +37,11 @@ def outcomes(config_path: str | None = None, now: datetime | float | None = None
                     insufficient += unmeasurable
             if errors:
                 error = f"node {node.name}: " + "; ".join(errors)
-        if error:
-            failures.append(error)
-            raise_alert(
-                wh,
-                loop=LOOP,
-                kind="outcomes_failed",
-                severity="warning",
-                message=error,
-                raised_at=at,
-                node=node.name,
-            )
-        heartbeat_finish(
-            wh,
-            run_id,
-            LOOP,
-            node.name,
-            at,
-            ok=error is None,
-            rows_written=measured + insufficient,
+        run.finish_node(
+            node,
+            error,
             decisions=measured,
+            rows_written=measured + insufficient,
             detail={"measured": measured, "insufficient_data": insufficient},
         )
-        summary[node.name] = {"measured": measured, "insufficient_data": insufficient}
-    if failures:
-        raise LoopFailed(" | ".join(failures))
-    return summary
+    return run.end()

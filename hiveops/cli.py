@@ -82,9 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path)
     check.set_defaults(handler=_config_check)
 
+    from hiveops.approvecli import add_parser as add_approval_parser
     from hiveops.policycli import add_parser as add_policy_parser
 
     add_policy_parser(sub)
+    add_approval_parser(sub)
 
     sim = sub.add_parser("sim", help="the simulated CLN fleet")
     ssub = sim.add_subparsers(dest="sim_command")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+from flows.advisor import advisor
 from flows.collect import collect
 from flows.common import LoopFailed
 from flows.fees import fees
@@ -33,6 +34,7 @@ LOOPS = {
     "fees": fees,
     "rebalance": rebalance,
     "outcomes": outcomes,
+    "advisor": advisor,
     "watchdog": watchdog,
     "report": report,
 }
@@ -53,6 +55,7 @@ DEMO_CADENCES = (
     Cadence("fees", 24 * HOUR_S),
     Cadence("rebalance", 8 * HOUR_S),
     Cadence("outcomes", 24 * HOUR_S),
+    Cadence("advisor", 24 * HOUR_S),
     Cadence("watchdog", 24 * HOUR_S),
     Cadence("report", 24 * HOUR_S),
 )
@@ -140,6 +143,7 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
         members = db.fetch_all(con, "fleet.report_members")
         assistance = db.fetch_all(con, "fleet.report_assistance")
         latest_report = db.fetch_one(con, "report_audit.latest_run")
+        advice = db.fetch_all(con, "advisor.summary")
     print(f"finished in {wall_s:.0f} s wall")
     net_sat = (pnl["revenue_msat"] - pnl["rebalance_fees_msat"] - pnl["onchain_msat"]) // 1000
     print(
@@ -169,6 +173,12 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
     print("outcomes (what each action really earned vs its prediction):")
     for row in outcome_counts:
         print(f"  {row['kind']:<11} {row['status']:<18} {row['n']:>5}")
+    print("advisor decisions (type, mode, state, count, predicted):")
+    for row in advice:
+        print(
+            f"  {row['opportunity_type']:<17} {row['mode']:<9} {row['state']:<17} "
+            f"{row['decisions']:>4}  predicted {(row['predicted_msat'] or 0) // 1000:>8} sat"
+        )
     print("fleet members (first tier -> now):")
     for row in members:
         print(

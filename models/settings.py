@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from models.advisor import AdvisorConfig
 from models.fleet import FleetConfig
 from models.orchestration import OrchestrationConfig
 from models.report import ReportConfig
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     rebalance: RebalanceConfig = RebalanceConfig()
     budget: BudgetConfig = BudgetConfig()
     fleet: FleetConfig = FleetConfig()
+    advisor: AdvisorConfig = AdvisorConfig()
     report: ReportConfig = ReportConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
     warehouse: WarehouseConfig = WarehouseConfig()

@@ -96,9 +96,10 @@ class FeeTuning(_Frozen):
     report, 100 ppm from the 2026-02 gossip snapshot's median. `optimum_prior_spread` = 8 puts
     one standard deviation of the revenue-optimal fee's log-normal prior at ×8 / ÷8 the market
     median: the competitor median is a weak anchor (bench/fees.py: the best fixed fees sat 10×
-    above it on busy and 30× below it on elastic), and ×3 lifted all four scenarios' ratio to
-    the oracle when widened (pooled 0.52 → 0.63); `prior_forwards_per_day` = 2 is optimistic on purpose (the audited node saw 0.15
-    per channel per day), so an unproven fee is worth trying rather than written off.
+    above it on busy and 30× below it on elastic), and widening the prior from ×3 lifted every
+    scenario's ratio to the oracle (pooled 0.52 → 0.63). `prior_forwards_per_day` = 2 is
+    optimistic on purpose (the audited node saw 0.15 per channel per day), so an unproven fee
+    is worth trying rather than written off.
     """
 
     ladder_ratio: float = Field(default=1.2, gt=1.01, le=4.0)

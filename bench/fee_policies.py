@@ -30,8 +30,8 @@ from engine.fees.baselines import (
     StrategyResult,
 )
 from engine.fees.frames import FEE_CHANGE_SCHEMA, FORWARD_SCHEMA, PEER_POLICY_SCHEMA
-from engine.fees.inputs import build_fee_history, build_market_view, latest_change_at
-from engine.fees.plan import FeeInputs, plan_fees
+from engine.fees.inputs import build_fee_history, build_market_view
+from engine.fees.plan import FeeInputs, channel_states, plan_fees
 from lnsim.scenario_model import Scenario
 from lnsim.state import Network, Node
 from lnsim.topology import build_network
@@ -193,18 +193,7 @@ class StrategyPolicy:
     def plan(self, inputs: FeeInputs, config: FeeConfig, now: datetime) -> list[FeeDecision]:
         rng = random.Random(f"{self.name}:{inputs.node_id}:{int(now.timestamp())}")
         out = []
-        for row in inputs.channels.sort("scid").iter_rows(named=True):
-            channel = ChannelFeeState(
-                node_id=inputs.node_id,
-                scid=row["scid"],
-                peer_id=row["peer_id"],
-                is_fleet=row["is_fleet"],
-                capacity_msat=row["capacity_msat"],
-                local_msat=row["local_msat"],
-                base_fee_msat=row["base_fee_msat"],
-                fee_ppm=row["fee_ppm"],
-                last_change_at=latest_change_at(inputs.changes, row["scid"], now),
-            )
+        for channel in channel_states(inputs, now):
             state = self.states.get(channel.scid)
             history = FeeHistory(scid=channel.scid)
             if _reads_history(self.strategy, state, now):

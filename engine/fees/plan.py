@@ -37,18 +37,7 @@ def plan_fees(
         for scid, ts in inputs.first_seen.select("scid", "first_seen_at").iter_rows()
     }
     decisions = []
-    for row in inputs.channels.sort("scid").iter_rows(named=True):
-        channel = ChannelFeeState(
-            node_id=inputs.node_id,
-            scid=row["scid"],
-            peer_id=row["peer_id"],
-            is_fleet=row["is_fleet"],
-            capacity_msat=row["capacity_msat"],
-            local_msat=row["local_msat"],
-            base_fee_msat=row["base_fee_msat"],
-            fee_ppm=row["fee_ppm"],
-            last_change_at=latest_change_at(inputs.changes, row["scid"], now),
-        )
+    for channel in channel_states(inputs, now):
         policy = resolve_policy(
             scid=channel.scid,
             peer_id=channel.peer_id,
@@ -67,3 +56,21 @@ def plan_fees(
         market = build_market_view(channel.peer_id, inputs.peer_policies, now=now)
         decisions.append(decide_fee(channel, history, market, config, now, rng, policy=policy))
     return decisions
+
+
+def channel_states(inputs: FeeInputs, now: datetime) -> list[ChannelFeeState]:
+    """Each channel row of `inputs` as the fee core sees it (the flow, baselines and bench)."""
+    return [
+        ChannelFeeState(
+            node_id=inputs.node_id,
+            scid=row["scid"],
+            peer_id=row["peer_id"],
+            is_fleet=row["is_fleet"],
+            capacity_msat=row["capacity_msat"],
+            local_msat=row["local_msat"],
+            base_fee_msat=row["base_fee_msat"],
+            fee_ppm=row["fee_ppm"],
+            last_change_at=latest_change_at(inputs.changes, row["scid"], now),
+        )
+        for row in inputs.channels.sort("scid").iter_rows(named=True)
+    ]

@@ -254,7 +254,26 @@ def record_answer(
             answer_reason=reason or None,
             cooldown_until=cooldown_until,
         )
+        assistance_id = decision["snapshot_metrics"].get("assistance_id")
+        if changed and decision["opportunity_type"] == "fleet_assistance" and assistance_id:
+            _tell_fleet(con, assistance_id, approved, reason, by, at)
     return bool(changed)
+
+
+def _tell_fleet(
+    con: Any, assistance_id: str, approved: bool, reason: str, by: str, at: datetime
+) -> None:
+    """Hand the answer to the fleet loop's proposal, which closes it with an outcome."""
+    if not (QUERY_DIR / "fleet.sql").exists():
+        return
+    db.run(
+        con,
+        "fleet.decide_proposal",
+        assistance_id=assistance_id,
+        state="accepted" if approved else "rejected",
+        decided_at=at,
+        note=f"advisor: {'approved' if approved else 'rejected'} by {by}: {reason}".strip(": "),
+    )
 
 
 @task(name="record-approval-answer", retries=2, retry_delay_seconds=1)

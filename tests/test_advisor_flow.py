@@ -208,3 +208,130 @@ def test_approved_open_in_dry_run_is_recorded_and_never_funded(
     assert fleet.call_count(node_name(fleet, node_id), "fundchannel") == 0
     state = query(path, "SELECT state FROM advisor_decisions WHERE decision_id = ?", decision_id)
     assert state == [("approved",)]
+
+
+def test_linked_fee_outcomes_calibrate_the_next_predictions(warehouse_path: Path) -> None:
+    """Decision → the fees loop's change → its measured outcome → a fitted factor (no Prefect:
+    the tasks' functions against a real warehouse)."""
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    from engine.advisor.predict import PRIOR_FACTOR, fit_calibration
+    from models.advisor import OpportunityType
+    from tasks.advisor import link_owned_actions, load_learning
+
+    start = datetime(2026, 1, 20, tzinfo=UTC)
+    decisions, changes, outcomes = [], [], []
+    for i in range(12):
+        at = start + timedelta(days=i)
+        scid, change_id = f"{i}x1x0", f"change-{i}"
+        decisions.append(
+            {
+                "decision_id": f"d{i}",
+                "run_id": "r",
+                "decided_at": at,
+                "node_id": "n",
+                "opportunity_type": "fee",
+                "target": scid,
+                "action": "setchannel",
+                "action_params": '{"old_fee_ppm": 1000, "new_fee_ppm": 750}',
+                "owner_loop": "fees",
+                "snapshot_metrics": '{"fee_ppm": 1000}',
+                "raw_estimate_msat": 10_000,
+                "predicted_benefit_msat": 5_000,
+                "confidence": 0.2,
+                "calibration_factor": 0.5,
+                "benefit_reason": "test",
+                "mode": "auto",
+                "state": "auto_applied",
+                "expires_at": at + timedelta(days=2),
+            }
+        )
+        changes.append(
+            {
+                "change_id": change_id,
+                "node_id": "n",
+                "scid": scid,
+                "peer_id": "p",
+                "changed_at": at + timedelta(hours=3),
+                "old_base_fee_msat": 0,
+                "old_fee_ppm": 1000,
+                "new_base_fee_msat": 0,
+                "new_fee_ppm": 750,
+                "new_ppm": 750,
+                "reason": "thompson",
+                "predicted_benefit_msat": 0,
+                "evaluation_window_s": 259_200,
+                "status": "applied",
+            }
+        )
+        outcomes.append(
+            {
+                "change_id": change_id,
+                "window_s": 259_200,
+                "node_id": "n",
+                "scid": scid,
+                "changed_at": at + timedelta(hours=3),
+                "measured_at": at + timedelta(days=3),
+                "status": "measured",
+                "detail": "DiD",
+                "control_scids": "",
+                "actual_benefit_msat": 1_000,
+            }
+        )
+    with db.writer(warehouse_path) as con:
+        for table, rows in (
+            ("advisor_decisions", decisions),
+            ("fee_changes", changes),
+            ("fee_outcomes", outcomes),
+        ):
+            con.register("rows", pl.DataFrame(rows).to_arrow())
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows")
+    assert link_owned_actions.fn(warehouse_path) == {"fee_changes": 12, "rebalance_attempts": 0}
+    learning = load_learning.fn(warehouse_path, start + timedelta(days=30))
+    assert learning.samples.height == 12
+    fee = fit_calibration(learning.samples, CONFIG)[OpportunityType.FEE]
+    assert fee.samples == 12 and 0.1 <= fee.factor < PRIOR_FACTOR  # actual is 10% of raw
+    early = load_learning.fn(warehouse_path, start + timedelta(days=4))
+    assert early.samples.height == 2  # only outcomes measured by `now` teach
+
+
+def test_answer_to_a_fleet_proposal_reaches_the_fleet_loop(warehouse_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.advisor import record_answer
+
+    at = datetime(2026, 1, 21, tzinfo=UTC)
+    with db.writer(warehouse_path) as con:
+        con.execute(
+            "INSERT INTO fleet_assistance (assistance_id, run_id, node_id, member_name, "
+            "helper_node_id, kind, amount_msat, max_fee_ppm, reason, requested_at, state) "
+            "VALUES ('a1', 'r', 'member', 'nexus-03', 'helper', 'channel_open_proposal', "
+            "1000000000, 0, 'critical member', ?, 'open')",
+            [at],
+        )
+        con.execute(
+            "INSERT INTO advisor_decisions (decision_id, run_id, decided_at, node_id, "
+            "opportunity_type, target, action, action_params, owner_loop, snapshot_metrics, "
+            "raw_estimate_msat, predicted_benefit_msat, confidence, calibration_factor, "
+            "benefit_reason, mode, state, expires_at) VALUES ('fa-1', 'r', ?, 'helper', "
+            "'fleet_assistance', 'member', 'fundchannel', '{}', 'advisor', "
+            "'{\"assistance_id\": \"a1\"}', 0, 0, 0.2, 0.5, '0: test', 'approval', "
+            "'pending_approval', ?)",
+            [at, at + timedelta(days=2)],
+        )
+    assert record_answer(
+        warehouse_path,
+        "fa-1",
+        approved=False,
+        reason="member recovers alone",
+        by="bob",
+        at=at,
+        config=CONFIG,
+    )
+    with db.writer(warehouse_path) as con:
+        row = con.execute(
+            "SELECT state, decision_note FROM fleet_assistance WHERE assistance_id = 'a1'"
+        ).fetchall()[0]
+    assert row[0] == "rejected" and "member recovers alone" in row[1]

@@ -86,7 +86,7 @@ SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'fleet_as
 SELECT opportunity_type, decided_at, raw_estimate_msat, predicted_benefit_msat,
        actual_benefit_msat
 FROM advisor_calibration
-WHERE decided_at < $until;
+WHERE decided_at < $until AND measured_at <= $until;
 
 -- name: rejections
 SELECT opportunity_type, target, answered_at, answer_reason

@@ -34,7 +34,6 @@ from models.rebalance import (
 )
 from models.settings import Settings
 from warehouse import db
-from warehouse.queries import sql
 
 HISTORY_DAYS = 30
 
@@ -72,13 +71,7 @@ def _ledger(con: Any, node_id: str, day: date, settings: Settings, now: datetime
 
 
 def _assistance_requests(con: Any, node_id: str) -> dict[str, dict[str, Any]]:
-    """dest scid -> the fleet loop's open liquidity request for this node (if that loop exists)."""
-    if not db.fetch_one(con, "rebalance.assistance_table_exists")["n"]:
-        return {}
-    try:
-        sql("fleet.open_liquidity_requests")
-    except (KeyError, FileNotFoundError):
-        return {}  # the fleet loop is not installed in this checkout
+    """dest scid -> the fleet loop's open liquidity request that this node must run."""
     rows = db.fetch_all(con, "fleet.open_liquidity_requests")
     return {r["dest_scid"]: r for r in rows if r["node_id"] == node_id}
 

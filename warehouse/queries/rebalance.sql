@@ -75,9 +75,6 @@ WHERE attempt_id = $attempt_id AND closed_at IS NULL;
 -- name: upsert_ledger
 INSERT OR REPLACE INTO budget_ledger BY NAME SELECT * FROM staged;
 
--- name: assistance_table_exists
-SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'fleet_assistance';
-
 -- name: unmeasured_attempts
 -- Finished attempts without an outcome: successes once their horizon has passed, failures
 -- at once (they moved nothing; the row says so).

@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows.common import start_loop
 from tasks.ledger import heartbeat_start
-from tasks.rebalance import plan_and_reserve, refresh_ledger
+from tasks.rebalance import plan_and_reserve, read_gossip, refresh_ledger
 from tasks.rebalance_jobs import reconcile_jobs, start_jobs
 
 LOOP = "rebalance"
@@ -38,7 +38,17 @@ def rebalance(
                 else:
                     info["reconcile"] = rec.result()
             if error is None:
-                planned = plan_and_reserve(wh, node_id, settings, at, run.run_id, return_state=True)
+                # Routes priced from gossip first; without it sling alone finds out (logged).
+                read = read_gossip(node, settings.rpc, return_state=True)
+                gossip = None if read.is_failed() else read.result()
+                info["route_check"] = (
+                    f"{len(gossip)} gossip half-channels"
+                    if gossip is not None
+                    else f"off: listchannels failed: {read.result(raise_on_failure=False)}"
+                )
+                planned = plan_and_reserve(
+                    wh, node_id, settings, at, run.run_id, gossip, return_state=True
+                )
                 if planned.is_failed():
                     error = f"node {node.name}: {planned.result(raise_on_failure=False)}"
                 else:

@@ -92,6 +92,30 @@ class SimFleet:
             self.market.set_node_online(self.node_ids[name], True)
         self.servers[name].start()
 
+    def set_peer_online(self, peer_id: str, online: bool) -> None:
+        """An external peer goes away (or comes back): HTLCs to it fail, sling sees it
+        disconnected, listpeerchannels shows `peer_connected: false`."""
+        with self.net.lock:
+            if peer_id not in self.net.nodes:
+                raise KeyError(f"no node {peer_id} in the simulated network")
+            self.market.set_node_online(peer_id, online)
+
+    def route_payments(
+        self, name: str, in_scid: str, out_scid: str, amount_msat: int, parts: int = 1
+    ) -> int:
+        """Payments from `in_scid`'s peer through member `name` out over `out_scid`, booked as
+        forwards like the market's own: fills `in_scid` and drains `out_scid`. Returns how many
+        of the `parts` payments settled."""
+        me = self.node_ids[name]
+        settled = 0
+        with self.net.lock:
+            into, out = self.net.channels[in_scid], self.net.channels[out_scid]
+            hops = [(into.other(me), me, into), (me, out.other(me), out)]
+            for _ in range(parts):
+                result = self.market.payments.execute(hops, amount_msat // parts, self.net.now)
+                settled += int(result.ok)
+        return settled
+
     def forward_count(self, name: str, status: str | None = None) -> int:
         with self.net.lock:
             fleet = self.net.nodes[self.node_ids[name]].fleet

@@ -1,4 +1,4 @@
-"""Rebalance decisions, the daily budget ledger, the futility breaker and measured outcomes.
+"""Rebalance decisions, the futility breaker and measured outcomes (the budget: models.budget).
 
 The 2026-02 audit's rebalancing failed as a contract: 200 k sat chunks went out with no
 expected-value gate, fees were never recorded (`actual_fee_sats = NULL`), 23 reservations were
@@ -11,13 +11,20 @@ why not. All money is integer msat; `sling` takes sats, so amounts are whole sat
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.balance import ChannelBalance
+from models.budget import (  # noqa: F401  (re-exported: the loop's public vocabulary)
+    BudgetLedger,
+    Refusal,
+    RefusalReason,
+    Reservation,
+    Settlement,
+)
 from models.fees import OutcomeStatus
 
 MSAT_PER_SAT = 1_000
@@ -49,6 +56,7 @@ class SkipReason(StrEnum):
     MULTI_CHANNEL_PEER = "multi_channel_peer"
     NO_SOURCE = "no_source"
     NO_CHEAP_ROUTE = "no_cheap_route"
+    ROUTE_TOO_EXPENSIVE = "route_too_expensive"
     AMOUNT_TOO_SMALL = "amount_too_small"
     EV_BELOW_COST = "ev_below_cost"
     BUDGET_EXHAUSTED = "budget_exhausted"
@@ -62,13 +70,20 @@ class RebalanceTuning(_Frozen):
     0.2 / 2 M sat deplete floor are sling's own defaults, so the floor we size against is the one
     sling enforces. Demand: a 14-day window (the audit saw 51 forwards in 21 days, so a week holds
     too few) is projected over a 7-day horizon, the window the outcome is measured on, and shrunk
-    by n / (n + 3) so three forwards are not treated as a trend. Cost: we pay at most half the
+    by n / (n + 3) so three forwards are not treated as a trend. The price of that demand is what
+    the last 3 days' forwards paid when at least 5 did (the fee loop moves fees daily), else the
+    whole window's. Cost: we pay at most half the
     expected gain (LNDg caps at 65 % of the target's fee, CLBOSS's JIT at 25 % of earnings), and
     a maxppm under 10 is not worth a job (such routes fail NoCheapRoute and feed the breaker).
+    When gossip quotes the route (engine.rebalance.routes) the price is known rather than feared,
+    so up to 65 % of the gain may go to it (LNDg's default share of the target's fee): the rest
+    is the margin for the gain's own error.
     Breaker: 1 h doubling to 48 h; 8 straight failures suspend a channel for 7 days.
     """
 
     flow_window_s: int = Field(default=14 * 86_400, gt=0)
+    price_window_s: int = Field(default=3 * 86_400, gt=0)
+    price_min_forwards: int = Field(default=5, ge=1)
     flow_min_share: float = Field(default=0.05, ge=0, le=1)
     sink_max_local_share: float = Field(default=0.25, ge=0, le=1)
     source_min_local_share: float = Field(default=0.75, ge=0, le=1)
@@ -76,6 +91,7 @@ class RebalanceTuning(_Frozen):
     horizon_s: int = Field(default=7 * 86_400, gt=0)
     demand_prior_forwards: float = Field(default=3.0, ge=0)
     cost_share_of_gain: float = Field(default=0.5, gt=0, le=1)
+    quoted_cost_share_of_gain: float = Field(default=0.65, gt=0, le=1)
     min_maxppm: int = Field(default=10, ge=1)
     min_benefit_msat: int = Field(default=1_000, ge=0)
     max_capacity_share: float = Field(default=0.10, gt=0, le=1)
@@ -132,6 +148,8 @@ class ChannelClass(_Frozen):
     # local_failed forwards that asked for this channel: demand it could not serve (depleted)
     missed_forwards: int = Field(default=0, ge=0)
     missed_msat: int = Field(default=0, ge=0)
+    # what the last few days' forwards paid, when there were enough of them to say
+    recent_fee_ppm: int | None = Field(default=None, ge=0)
     detail: str
 
     @property
@@ -140,7 +158,11 @@ class ChannelClass(_Frozen):
 
     @property
     def earned_fee_ppm(self) -> int | None:
-        """What outbound demand actually paid (base fees included); None without volume."""
+        """What outbound demand actually paid (base fees included): recently if enough forwards
+        say so (a fee the controller moved last week is not priced at last month's level), else
+        over the whole window; None without volume."""
+        if self.recent_fee_ppm is not None:
+            return self.recent_fee_ppm
         return None if self.out_msat == 0 else self.out_fee_msat * PPM // self.out_msat
 
 
@@ -169,6 +191,8 @@ class PullEvaluation(_Frozen):
     passes: bool
     exempt_from_ev: bool = False
     detail: str
+    route_ppm: int | None = None  # gossip's cheapest circular route, when quoted
+    route_refused: bool = False  # the gain passed but no route in gossip fits under it
 
     @property
     def predicted_benefit_msat(self) -> int:
@@ -220,79 +244,6 @@ class Skip(_Frozen):
     reason: SkipReason
     detail: str
     inputs: dict[str, Any] = Field(default_factory=dict)
-
-
-# --- budget ----------------------------------------------------------------------------------
-
-
-class Reservation(_Frozen):
-    """Budget held for one attempt's worst-case fee until it is settled or released."""
-
-    attempt_id: str
-    node_id: str
-    max_fee_msat: int = Field(ge=0)
-    reserved_at: datetime
-    scid: str | None = None
-
-
-class RefusalReason(StrEnum):
-    BUDGET_EXHAUSTED = "budget_exhausted"
-
-
-class Refusal(_Frozen):
-    attempt_id: str
-    reason: RefusalReason
-    detail: str
-    available_msat: int = Field(ge=0)
-    requested_msat: int = Field(ge=0)
-
-
-class Settlement(_Frozen):
-    """A reservation closed with the fee actually paid; overspend is booked, never hidden."""
-
-    attempt_id: str
-    reserved_msat: int = Field(ge=0)
-    fee_msat: int = Field(ge=0)
-    released_msat: int = Field(ge=0)
-    overspend_msat: int = Field(ge=0)
-
-
-class BudgetLedger(_Frozen):
-    """One node's rebalance budget for one UTC day: the row the audit found all-zero.
-
-    budget = min(fixed daily cap, max(seed, share_of_earnings × trailing daily earnings)).
-    spent = rebalance fees + on-chain costs booked that day; reserved = open reservations (of
-    any day: they still hold money at risk). Invariant kept by reserve/settle/release:
-    spent + reserved ≤ budget, unless facts from outside (an on-chain cost, a fee above its
-    reservation) already broke it, in which case nothing more is reserved.
-    """
-
-    node_id: str
-    day: date
-    budget_msat: int = Field(ge=0)
-    fixed_budget_msat: int = Field(ge=0)
-    earnings_budget_msat: int = Field(ge=0)
-    earned_msat: int = Field(ge=0)
-    trailing_earned_msat: int = Field(ge=0)
-    earnings_window_days: int = Field(ge=1)
-    rebalance_spent_msat: int = Field(default=0, ge=0)
-    onchain_spent_msat: int = Field(default=0, ge=0)
-    reservations: tuple[Reservation, ...] = ()
-
-    @model_validator(mode="after")
-    def _unique_attempts(self) -> BudgetLedger:
-        ids = [r.attempt_id for r in self.reservations]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"ledger {self.node_id} {self.day}: reservation ids repeat")
-        return self
-
-    @property
-    def spent_msat(self) -> int:
-        return self.rebalance_spent_msat + self.onchain_spent_msat
-
-    @property
-    def reserved_msat(self) -> int:
-        return sum(r.max_fee_msat for r in self.reservations)
 
 
 class JobStatus(StrEnum):

@@ -13,9 +13,11 @@ from typing import Any
 
 import polars as pl
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from engine.rebalance import breaker_from_attempts, build_ledger, plan_rebalances, reserve
 from engine.rebalance.allocate import skip_from
+from engine.rebalance.routes import GossipGraph
 from engine.rebalance.rows import (
     attempt_from_row,
     attempt_row,
@@ -32,7 +34,8 @@ from models.rebalance import (
     Skip,
     SkipReason,
 )
-from models.settings import Settings
+from models.settings import NodeConfig, RpcConfig, Settings
+from tasks.gateway import NodeGateway
 from warehouse import db
 
 HISTORY_DAYS = 30
@@ -76,14 +79,28 @@ def _assistance_requests(con: Any, node_id: str) -> dict[str, dict[str, Any]]:
     return {r["dest_scid"]: r for r in rows if r["node_id"] == node_id}
 
 
-@task(name="plan-rebalances", retries=2, retry_delay_seconds=2)
+@task(name="read-gossip", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def read_gossip(node: NodeConfig, rpc: RpcConfig) -> GossipGraph:
+    """The public graph as this node's gossip has it, to price circular routes before paying
+    for a job (sling prices its routes from the same gossip)."""
+    payload = NodeGateway(node, rpc).call("listchannels")
+    return GossipGraph.from_listchannels(payload.get("channels", []))
+
+
+@task(name="plan-rebalances", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def plan_and_reserve(
-    warehouse_path: Path, node_id: str, settings: Settings, now: datetime, run_id: str
+    warehouse_path: Path,
+    node_id: str,
+    settings: Settings,
+    now: datetime,
+    run_id: str,
+    gossip: GossipGraph | None = None,
 ) -> tuple[list[RebalanceProposal], list[Skip]]:
     """Plan one node's pulls, reserve their worst-case fee, record attempts, skips and ledger.
 
     Attempt ids are `node:scid:time`, and every insert is INSERT OR IGNORE: a retried task
-    finds its own rows and reservations (reserve is idempotent per attempt id).
+    finds its own rows and reservations (reserve is idempotent per attempt id). Without
+    `gossip` (listchannels failed) routes are not priced first and sling finds out.
     """
     since = now - timedelta(days=HISTORY_DAYS)
     dry_run = settings.dry_run
@@ -115,6 +132,7 @@ def plan_and_reserve(
             now,
             attempts=attempts,
             assist_scids=assist,
+            gossip=gossip,
         )
         proposals: list[RebalanceProposal] = []
         skips: list[Skip] = []

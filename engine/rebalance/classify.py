@@ -19,6 +19,7 @@ from engine.fees.frames import FORWARD_REQUIRED, FORWARD_SCHEMA, conform
 from models.rebalance import (
     DEFAULT_REBALANCE_TUNING,
     MSAT_PER_SAT,
+    PPM,
     ChannelClass,
     FlowRole,
     RebalanceChannel,
@@ -58,6 +59,7 @@ def classify_channels(
         .iter_rows(named=True)
     }
     missed = _missed(forwards, now - timedelta(seconds=tuning.flow_window_s), now)
+    recent = _recent_prices(window, now - timedelta(seconds=tuning.price_window_s), tuning)
     inbound = {
         row["scid"]: int(row["in_msat"])
         for row in window.filter(pl.col("in_channel").is_not_null())
@@ -84,9 +86,30 @@ def classify_channels(
             out_fee_msat=int(out.get("fee_msat", 0)),
             missed_forwards=missed.get(channel.scid, (0, 0))[0],
             missed_msat=missed.get(channel.scid, (0, 0))[1],
+            recent_fee_ppm=recent.get(channel.scid),
             detail=detail,
         )
     return classes
+
+
+def _recent_prices(
+    window: pl.DataFrame, since: datetime, tuning: RebalanceTuning
+) -> dict[str, int]:
+    """scid -> fee ppm paid by its outbound forwards since `since`, where enough of them did."""
+    recent = (
+        window.filter(pl.col("out_channel").is_not_null() & (pl.col("resolved_at") >= since))
+        .group_by(pl.col("out_channel").alias("scid"))
+        .agg(
+            pl.len().alias("n"),
+            pl.col("out_msat").fill_null(0).sum().alias("out_msat"),
+            pl.col("fee_msat").fill_null(0).sum().alias("fee_msat"),
+        )
+        .filter((pl.col("n") >= tuning.price_min_forwards) & (pl.col("out_msat") > 0))
+    )
+    return {
+        row["scid"]: int(row["fee_msat"]) * PPM // int(row["out_msat"])
+        for row in recent.iter_rows(named=True)
+    }
 
 
 def _missed(forwards: pl.DataFrame, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:

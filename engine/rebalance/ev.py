@@ -135,12 +135,14 @@ def evaluate_pull(
     *,
     exempt_from_ev: bool = False,
     fixed_maxppm: int | None = None,
+    cost_share: float | None = None,
 ) -> PullEvaluation:
     """The gate's verdict and arithmetic for pulling `amount_msat` into `dest` from `source`.
 
     `exempt_from_ev` (fleet assistance) passes whatever the EV and pays up to the config cap;
     it still goes through the budget. `fixed_maxppm` evaluates a given price instead of deriving
     one: how the tests show what a gate-less 200 k sat / 500 ppm job would have risked.
+    `cost_share` overrides the tuning's share of the gain that may be paid (a quoted route).
     """
     horizon_s = tuning.horizon_s
     dest_demand = expected_demand_msat(dest_cls, horizon_s, tuning)
@@ -163,7 +165,8 @@ def evaluate_pull(
     elif gain <= 0 or amount_msat == 0:
         maxppm = 0
     else:
-        maxppm = min(config.max_fee_ppm, int(gain * tuning.cost_share_of_gain * PPM // amount_msat))
+        share = tuning.cost_share_of_gain if cost_share is None else cost_share
+        maxppm = min(config.max_fee_ppm, int(gain * share * PPM // amount_msat))
     max_cost = math.ceil(amount_msat * maxppm / PPM)
 
     sat = MSAT_PER_SAT

@@ -3,8 +3,10 @@
 Order of judgement, so the stored reason names the first thing that stood in the way:
 role (balanced / source / at target / fleet) → channel usable → breaker (suspended, backoff) →
 a job already holding budget → ping-pong → multi-channel peer (the peer's other channel already
-holds outbound) → sources → amount → EV gate → attempt limit and budget (engine.rebalance.
-allocate: fleet assistance first, then by predicted benefit, shrinking a pull to fit).
+holds outbound) → sources → amount → EV gate → route price (gossip's cheapest circular route
+within the gain, when gossip was read) → remembered route failures → attempt limit and budget
+(engine.rebalance.allocate: fleet assistance first, then by predicted benefit, shrinking a pull
+to fit).
 
 Returns proposals in execution order, then skips by scid. The flow reserves each proposal's
 `max_cost_msat` with `budget.reserve` (inside its transaction) before starting the job.
@@ -29,6 +31,7 @@ from engine.rebalance.ev import (
     size_pull_amount_msat,
     spare_msat,
 )
+from engine.rebalance.routes import GossipGraph, RoutePricer
 from engine.rebalance.sources import peer_need, select_sources
 from models.rebalance import (
     DEFAULT_REBALANCE_TUNING,
@@ -62,6 +65,7 @@ class _Cycle:
     attempts: tuple[AttemptRecord, ...]
     busy: set[str]
     tuning: RebalanceTuning
+    pricer: RoutePricer | None
 
 
 def plan_rebalances(
@@ -75,12 +79,14 @@ def plan_rebalances(
     attempts: Iterable[AttemptRecord] = (),
     assist_scids: Iterable[str] = (),
     tuning: RebalanceTuning = DEFAULT_REBALANCE_TUNING,
+    gossip: GossipGraph | None = None,
 ) -> list[RebalanceProposal | Skip]:
     """Proposals and skips for `channels` of `ledger.node_id`.
 
     `flows` is the node's forwards frame (engine.fees.frames.FORWARD_SCHEMA); `attempts` the
     recent finished rebalance attempts (ping-pong window); `assist_scids` fleet channels the
-    fleet loop wants refilled, exempt from the EV gate but never from the budget.
+    fleet loop wants refilled, exempt from the EV gate but never from the budget; `gossip` the
+    public graph, to price routes before paying for a job (None: the price is left to sling).
     """
     assist = set(assist_scids)
     cycle = _Cycle(
@@ -93,6 +99,7 @@ def plan_rebalances(
         attempts=tuple(attempts),
         busy={r.scid for r in ledger.reservations if r.scid is not None},
         tuning=tuning,
+        pricer=None if gossip is None else RoutePricer(gossip, ledger.node_id),
     )
     skips: list[Skip] = []
     ready: list[RebalanceProposal] = []
@@ -195,6 +202,8 @@ def _plan_destination(
         ),
     )
     if not best.passes:
+        if best.route_refused:
+            return skip(SkipReason.ROUTE_TOO_EXPENSIVE, best.detail, **_eval_inputs(best))
         return skip(SkipReason.EV_BELOW_COST, best.detail, **_eval_inputs(best))
     floor = route_floor_ppm(dest.scid, cycle.attempts, cycle.now, tuning)
     if floor is not None and best.maxppm <= floor[0]:
@@ -219,18 +228,35 @@ def _evaluate(
     cycle: _Cycle,
     exempt: bool,
 ) -> PullEvaluation:
+    """The EV verdict, then the route's price: with a quote, up to the quoted share of the gain
+    may be paid, and the pull passes only if gossip's cheapest route fits under its maxppm."""
     dest_cls, source_cls = cycle.classes[dest.scid], cycle.classes[source.scid]
     exempt = exempt or not cycle.config.ev_gate
-    return evaluate_pull(
-        dest,
-        dest_cls,
-        source,
-        source_cls,
-        amount_msat,
-        cycle.config,
-        cycle.tuning,
-        exempt_from_ev=exempt,
+    args = (dest, dest_cls, source, source_cls, amount_msat, cycle.config, cycle.tuning)
+    verdict = evaluate_pull(*args, exempt_from_ev=exempt)
+    if cycle.pricer is None or not verdict.passes:
+        return verdict
+    quote = cycle.pricer.quote(
+        source_peer=source.peer_id,
+        dest_peer=dest.peer_id,
+        dest_scid=dest.scid,
+        amount_msat=amount_msat,
     )
+    sat = amount_msat // MSAT_PER_SAT
+    if quote is None:
+        why = f"no route in gossip from {source.scid} back into {dest.scid} for {sat} sat"
+        refused = {"passes": False, "route_refused": True, "detail": f"{why}; {verdict.detail}"}
+        return verdict.model_copy(update=refused)
+    if not exempt:
+        verdict = evaluate_pull(*args, cost_share=cycle.tuning.quoted_cost_share_of_gain)
+    if verdict.passes and quote.ppm > verdict.maxppm:
+        why = (
+            f"cheapest route from {source.scid} back into {dest.scid} costs {quote.ppm} ppm over "
+            f"{len(quote.scids)} hops (gossip); the gain allows {verdict.maxppm} ppm"
+        )
+        refused = {"passes": False, "route_refused": True, "detail": f"{why}; {verdict.detail}"}
+        verdict = verdict.model_copy(update=refused)
+    return verdict.model_copy(update={"route_ppm": quote.ppm})
 
 
 def _proposal(

@@ -362,3 +362,27 @@ def test_every_skip_reason_is_from_the_closed_enum() -> None:
     for entry in plan(channels, rows):
         if isinstance(entry, Skip):
             assert entry.reason in SkipReason and entry.detail
+
+
+def test_demand_is_priced_at_what_recent_forwards_paid_after_a_fee_rise() -> None:
+    """The fee loop raised the sink from 100 to 400 ppm 2 days ago: the pull is judged at what
+    the last days' forwards paid, not at the 14-day average that still remembers 100 ppm."""
+    from engine.rebalance import classify_channels
+
+    channels, rows = busy_sink_node()
+    sink = channels[0].model_copy(update={"fee_ppm": 400})
+    old = [
+        dict(r, fee_msat=r["out_msat"] * 100 // 1_000_000)
+        for r in rows
+        if r["resolved_at"] < NOW - timedelta(days=3)
+    ]
+    recent_days = [0.1 * k for k in range(1, 9)]  # 8 forwards in the last day at 400 ppm
+    fresh = [
+        dict(r, fee_msat=r["out_msat"] * 400 // 1_000_000, resolved_at=NOW - timedelta(days=d))
+        for r, d in zip(rows, recent_days, strict=False)
+    ]
+    frame = pl.DataFrame([*old, *fresh])
+    classes = classify_channels([sink, *channels[1:]], frame, NOW)
+    assert 395 <= classes[sink.scid].earned_fee_ppm <= 400
+    few = pl.DataFrame([*old, *fresh[:2]])  # 2 recent forwards say too little: window price
+    assert classify_channels([sink, *channels[1:]], few, NOW)[sink.scid].earned_fee_ppm < 200

@@ -92,8 +92,10 @@ INSERT OR IGNORE INTO fleet_assistance BY NAME SELECT * FROM staged;
 INSERT OR IGNORE INTO fleet_assistance_outcomes BY NAME SELECT * FROM staged;
 
 -- name: close_assistance
+-- A refused pull (not_possible, no channel) keeps its state: it is closed, never 'closed'.
 UPDATE fleet_assistance f
-SET state = 'closed', closed_at = s.closed_at, result = s.result
+SET state = CASE WHEN f.state = 'not_possible' THEN f.state ELSE 'closed' END,
+    closed_at = s.closed_at, result = s.result
 FROM staged s WHERE f.assistance_id = s.assistance_id;
 
 -- name: collect_cycles

@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -24,6 +25,7 @@ from flows.outcomes import outcomes
 from flows.rebalance import rebalance
 from flows.report import report
 from flows.watchdog import watchdog
+from tasks.advisor import calibration_report
 from warehouse import db
 
 HOUR_S = 3600
@@ -107,9 +109,11 @@ def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
                         print(f"\n  {cadence.loop} failed: {exc}")
             _progress(step, steps, time.monotonic() - started)
         sim_forwards = {name: fleet.forward_count(name) for name in fleet.socket_paths}
+        period = (datetime.fromtimestamp(start_s, UTC), datetime.fromtimestamp(fleet.now, UTC))
         _let_prefect_settle()
     print()
     _summary(warehouse, config, sim_forwards, time.monotonic() - started)
+    _calibration(warehouse, *period)
     return 1 if failures else 0
 
 
@@ -207,3 +211,22 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
             f"charts beside it; Prefect artifact 'hiveops-daily-report')"
         )
     print(f'query it:  .venv/bin/hiveops sql --config {config} "select * from budget_ledger"')
+
+
+def _calibration(warehouse: Path, start: datetime, end: datetime) -> None:
+    """Fee outcomes by method, and whether the advisor's predictions got closer over the run."""
+    with db.reader(warehouse) as con:
+        methods = db.fetch_all(con, "fees.outcome_methods")
+    print("fee outcomes by method (status, method, outcomes, exactly 0, helped, net):")
+    for row in methods:
+        print(
+            f"  {row['status']:<18} {row['method']:<15} {row['outcomes']:>5}  zero "
+            f"{row['zero']:>4}  helped {row['helped']:>4}  net "
+            f"{row['net_benefit_msat'] // 1000:>+8} sat"
+        )
+    print(
+        f"advisor calibration, {start:%Y-%m-%d} to {end:%Y-%m-%d} (mean absolute error of the "
+        f"predictions made in each half; prior = what the uncalibrated prior would have scored):"
+    )
+    for line in calibration_report(warehouse, start, end):
+        print(line)

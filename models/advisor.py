@@ -193,8 +193,31 @@ class Skipped(_Frozen):
 
 
 class CalibrationHalf(_Frozen):
+    """Error of the predictions made in one half, and what the uncalibrated prior would have
+    scored on the same outcomes (so a lower error from easier outcomes is not taken for
+    learning).
+
+    `relative_error` is the error per msat of outcome (Σ|predicted − actual| / Σ|actual|): 1.0
+    is what predicting 0 scores. Halves of a run differ in scale (a busy node's fee outcomes
+    grew 4× over three weeks), so the halves are compared on it, not on the msat error.
+    """
+
     samples: int
     mean_abs_error_msat: float | None
+    prior_mean_abs_error_msat: float | None = None
+    mean_abs_actual_msat: float | None = None
+
+    @property
+    def relative_error(self) -> float | None:
+        return _ratio(self.mean_abs_error_msat, self.mean_abs_actual_msat)
+
+    @property
+    def prior_relative_error(self) -> float | None:
+        return _ratio(self.prior_mean_abs_error_msat, self.mean_abs_actual_msat)
+
+
+def _ratio(error: float | None, scale: float | None) -> float | None:
+    return None if error is None or not scale else error / scale
 
 
 class CalibrationRow(_Frozen):
@@ -206,5 +229,12 @@ class CalibrationRow(_Frozen):
 
     @property
     def improved(self) -> bool | None:
-        a, b = self.first.mean_abs_error_msat, self.second.mean_abs_error_msat
+        """Lower relative error in the second half (see CalibrationHalf)."""
+        a, b = self.first.relative_error, self.second.relative_error
         return None if a is None or b is None else b < a
+
+    @property
+    def beat_prior(self) -> bool | None:
+        """Second-half predictions closer than the prior alone would have been."""
+        b, p = self.second.mean_abs_error_msat, self.second.prior_mean_abs_error_msat
+        return None if b is None or p is None else b < p

@@ -271,6 +271,22 @@ class OutcomeStatus(StrEnum):
     PENDING = "pending"  # the evaluation window has not closed yet
 
 
+class OutcomeMethod(StrEnum):
+    """How a fee change's counterfactual was built, most trustworthy first.
+
+    `did_unchanged`: the trend of the node's channels whose fee did not change during the
+    compared windows (classic difference in differences). `did_node_trend`: the trend of all the
+    node's other channels, changed ones included; biased toward zero when the node moved most
+    fees the same way (their own fee effects land in the trend), used when nothing stayed still.
+    `before_after`: the channel's own before-rate with a trend of 1; no correction for
+    node-wide demand swings, the least trustworthy, used when no group has a usable baseline.
+    """
+
+    DID_UNCHANGED = "did_unchanged"
+    DID_NODE_TREND = "did_node_trend"
+    BEFORE_AFTER = "before_after"
+
+
 class WindowTotals(_Frozen):
     """Settled outbound traffic of one channel (or a control group) over one window."""
 
@@ -286,8 +302,10 @@ class WindowTotals(_Frozen):
 class FeeOutcome(_Frozen):
     """A fee change's measured effect, or the reason it could not be measured (never a silent 0).
 
-    `actual_benefit_msat` is the difference-in-differences revenue delta per hour times the
-    window's hours; `prediction_error_msat` is actual minus predicted.
+    `actual_benefit_msat` is the revenue delta per hour against the counterfactual (own
+    before-rate × `trend`, see `method`) times the window's hours; `prediction_error_msat` is
+    actual minus predicted. `window_start`/`window_end` bound the compared traffic (the change
+    is in between); a measured outcome always names its method and trend.
     """
 
     scid: str
@@ -296,6 +314,10 @@ class FeeOutcome(_Frozen):
     status: OutcomeStatus
     detail: str
     change_id: str | None = None
+    method: OutcomeMethod | None = None
+    trend: float | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
     control_scids: tuple[str, ...] = ()
     treated_before: WindowTotals | None = None
     treated_after: WindowTotals | None = None
@@ -315,5 +337,10 @@ class FeeOutcome(_Frozen):
             raise ValueError(
                 f"outcome for {self.scid}: status={self.status} with "
                 f"actual_benefit_msat={self.actual_benefit_msat}"
+            )
+        if measured != (self.method is not None and self.trend is not None):
+            raise ValueError(
+                f"outcome for {self.scid}: status={self.status} with method={self.method} "
+                f"trend={self.trend} (a measured outcome names both, no other does)"
             )
         return self

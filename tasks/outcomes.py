@@ -9,12 +9,15 @@ import polars as pl
 from prefect import task
 
 from engine.fees import measure_fee_changes
+from models.fees import WindowTotals
 from warehouse import db
 
 
 @task(name="measure-fee-outcomes", retries=2, retry_delay_seconds=2)
 def measure_fee_outcomes(warehouse_path: Path, node_id: str, now: datetime) -> tuple[int, int]:
-    """Returns (measured, insufficient_data) counts for this node."""
+    """Returns (measured, insufficient_data) counts for this node.
+
+    A measured row carries its method, trend and the traffic it compared (migration 009)."""
     with db.writer(warehouse_path, who="outcomes read") as con:
         due = db.fetch_frame(con, "fees.unmeasured_changes", node_id=node_id, now=now)
         if due.is_empty():
@@ -40,7 +43,17 @@ def measure_fee_outcomes(warehouse_path: Path, node_id: str, now: datetime) -> t
             "measured_at": now,
             "status": str(o.status),
             "detail": o.detail,
+            "method": None if o.method is None else str(o.method),
+            "trend": o.trend,
+            "window_start": o.window_start,
+            "window_end": o.window_end,
+            "treated_before_forwards": _forwards(o.treated_before),
+            "treated_after_forwards": _forwards(o.treated_after),
+            "treated_before_revenue_msat": _revenue(o.treated_before),
+            "treated_after_revenue_msat": _revenue(o.treated_after),
             "control_scids": ",".join(o.control_scids),
+            "control_before_revenue_msat": _revenue(o.control_before),
+            "control_after_revenue_msat": _revenue(o.control_after),
             "did_revenue_msat_per_h": o.did_revenue_msat_per_h,
             "did_volume_msat_per_h": o.did_volume_msat_per_h,
             "did_forwards_per_h": o.did_forwards_per_h,
@@ -56,3 +69,11 @@ def measure_fee_outcomes(warehouse_path: Path, node_id: str, now: datetime) -> t
             db.run(con, "fees.insert_outcomes")
     measured = sum(1 for o in outcomes if str(o.status) == "measured")
     return measured, len(outcomes) - measured
+
+
+def _forwards(totals: WindowTotals | None) -> int | None:
+    return None if totals is None else totals.forwards
+
+
+def _revenue(totals: WindowTotals | None) -> int | None:
+    return None if totals is None else totals.revenue_msat

@@ -275,6 +275,8 @@ def test_linked_fee_outcomes_calibrate_the_next_predictions(warehouse_path: Path
                 "changed_at": at + timedelta(hours=3),
                 "measured_at": at + timedelta(days=3),
                 "status": "measured",
+                "method": "did_unchanged",
+                "trend": 1.0,
                 "detail": "DiD",
                 "control_scids": "",
                 "actual_benefit_msat": 1_000,

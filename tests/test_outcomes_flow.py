@@ -78,13 +78,18 @@ def test_fee_change_outcome_has_the_right_sign_and_quiet_change_is_insufficient(
             rows = {
                 r[0]: r[1:]
                 for r in con.execute(
-                    "SELECT scid, status, actual_benefit_msat, detail FROM fee_outcomes"
+                    "SELECT scid, status, actual_benefit_msat, detail, method, window_start, "
+                    "window_end, treated_before_forwards + treated_after_forwards "
+                    "FROM fee_outcomes"
                 ).fetchall()
             }
             helped = con.execute("SELECT count(*) FROM fee_change_outcomes").fetchall()[0][0]
-    status, benefit, detail = rows[busiest]
+    status, benefit, detail, method, window_start, window_end, treated_forwards = rows[busiest]
     assert status == "measured", detail
     assert benefit is not None and benefit < 0
+    # a measured value names how and over what it was measured
+    assert method in ("did_unchanged", "did_node_trend", "before_after") and method in detail
+    assert window_start < window_end and treated_forwards > 0
     if quiet:
         assert rows[quiet[0][0]][0] == "insufficient_data"
         assert rows[quiet[0][0]][1] is None

@@ -1,13 +1,20 @@
 """Predicted benefit: the scan's raw estimate scaled by what this type of action really earned.
 
-Per type, actual ≈ k × raw. k has a normal prior centred on PRIOR_FACTOR worth `prior_strength`
-outcomes of typical size, and is updated by least squares through the origin on measured
-outcomes (the conjugate posterior mean):
+Per type, actual ≈ k × raw. k is the weighted median of the measured ratios actual/raw, each
+weighted by |raw| (so it minimises Σ|actual − k·raw|, the absolute error the calibration report
+judges) and by how its outcome was measured (METHOD_WEIGHT), together with a prior at
+PRIOR_FACTOR worth `prior_strength` samples of typical weight:
 
-    k = (n0 · m · k0 + Σ raw·actual) / (n0 · m + Σ raw²),     m = mean(raw²)
+    k = weighted median of {actual_i / raw_i : w_i = |raw_i| · method_i}  ∪  {k0 : n0 · mean(w)}
 
-With no outcomes k = k0; with many, k follows the data. Confidence blends the prior confidence
-with how well the fit explains the outcomes, weighted the same way.
+Why a median and not least squares: a fee outcome on a thin channel is one or two forwards
+either side of the change, so a few outcomes are 10-100× the estimate in either direction
+(engine/fees/outcomes.py). Replaying the audit demo, least squares let one of those swing k to
+−13 and the next predictions were worse than the prior's; the median moves with the bulk.
+The prior holds until the outcomes outweigh it (`prior_strength` outcomes of typical weight);
+then k is where the outcomes' ratios split in half.
+Outcomes whose raw estimate was 0 teach nothing about k (0 × k is 0) and are not fitted.
+Confidence blends the prior confidence with how well the fit explains the outcomes.
 """
 
 from __future__ import annotations
@@ -31,7 +38,23 @@ from models.advisor import (
 # warehouse has measured better.
 PRIOR_FACTOR = 0.5
 
-SAMPLE_COLUMNS = ("opportunity_type", "decided_at", "raw_estimate_msat", "actual_benefit_msat")
+# How much one measured outcome counts, by how it was measured: difference in differences
+# against unchanged channels is the real thing; a node trend carries other channels' fee
+# effects; before/after has no trend correction at all (engine/fees/outcomes.py).
+METHOD_WEIGHT = {
+    "did_unchanged": 1.0,
+    "did_node_trend": 0.5,
+    "before_after": 0.25,
+    "measured": 1.0,  # rebalance outcomes: measured on the moved liquidity itself
+}
+
+SAMPLE_COLUMNS = (
+    "opportunity_type",
+    "decided_at",
+    "method",
+    "raw_estimate_msat",
+    "actual_benefit_msat",
+)
 
 
 def fit_calibration(
@@ -47,23 +70,33 @@ def fit_calibration(
     fitted = {}
     for kind in OpportunityType:
         rows = frame.filter(pl.col("opportunity_type") == str(kind)) if frame.height else frame
+        rows = rows.filter(pl.col("raw_estimate_msat") != 0) if rows.height else rows
         x = [float(v) for v in rows["raw_estimate_msat"]] if rows.height else []
         y = [float(v) for v in rows["actual_benefit_msat"]] if rows.height else []
-        fitted[kind] = _fit(kind, x, y, config)
+        methods = (
+            [METHOD_WEIGHT.get(str(m), 1.0) for m in rows["method"]]
+            if rows.height and "method" in rows.columns
+            else [1.0] * len(x)
+        )
+        fitted[kind] = _fit(kind, x, y, methods, config)
     return fitted
 
 
 def _fit(
-    kind: OpportunityType, x: list[float], y: list[float], config: AdvisorConfig
+    kind: OpportunityType,
+    x: list[float],
+    y: list[float],
+    method_weights: list[float],
+    config: AdvisorConfig,
 ) -> TypeCalibration:
     n = len(x)
     n0, c0 = config.prior_strength, config.prior_confidence
-    sxx = sum(v * v for v in x)
-    if n == 0 or sxx == 0:
-        return TypeCalibration(opportunity_type=kind, samples=n, factor=PRIOR_FACTOR, confidence=c0)
-    m = sxx / n
-    sxy = sum(a * b for a, b in zip(x, y, strict=True))
-    k = (n0 * m * PRIOR_FACTOR + sxy) / (n0 * m + sxx)
+    if n == 0:
+        return TypeCalibration(opportunity_type=kind, samples=0, factor=PRIOR_FACTOR, confidence=c0)
+    weights = [abs(a) * m for a, m in zip(x, method_weights, strict=True)]
+    ratios = [b / a for a, b in zip(x, y, strict=True)]
+    prior_weight = n0 * sum(weights) / n
+    k = weighted_median([*ratios, PRIOR_FACTOR], [*weights, prior_weight])
     mae = sum(abs(b - k * a) for a, b in zip(x, y, strict=True)) / n
     scale = max(sum(abs(b) for b in y) / n, sum(abs(k * a) for a in x) / n, 1.0)
     fit = 1 / (1 + mae / scale)
@@ -75,6 +108,26 @@ def _fit(
         confidence=min(max(confidence, 0.0), 1.0),
         mean_abs_error_msat=mae,
     )
+
+
+def weighted_median(values: list[float], weights: list[float]) -> float:
+    """The value at which half the weight lies on either side (the midpoint of the two values
+    when the split falls exactly between them). Not interpolated: one far-out ratio must not
+    drag k toward it in proportion to how far out it is."""
+    if not values or len(values) != len(weights) or any(w < 0 for w in weights):
+        raise ValueError("weighted_median needs as many non-negative weights as values")
+    pairs = sorted((v, w) for v, w in zip(values, weights, strict=True) if w > 0)
+    if not pairs:
+        raise ValueError("weighted_median needs at least one positive weight")
+    half = sum(w for _, w in pairs) / 2
+    running = 0.0
+    for i, (value, weight) in enumerate(pairs):
+        running += weight
+        if abs(running - half) <= 1e-9 * half and i + 1 < len(pairs):
+            return (value + pairs[i + 1][0]) / 2
+        if running > half:
+            return value
+    return pairs[-1][0]
 
 
 def predict(
@@ -111,7 +164,7 @@ def predict(
 def calibration_halves(
     samples: pl.DataFrame, start: datetime, end: datetime
 ) -> list[CalibrationRow]:
-    """Mean absolute prediction error per type in the first vs the second half of [start, end).
+    """Prediction error per type in the first vs the second half of [start, end).
 
     Uses the predictions as they were made (predicted_benefit_msat at decision time), so a lower
     second-half error means the advisor learned, not that it was refitted after the fact.
@@ -137,31 +190,54 @@ def calibration_halves(
                 (pl.col("decided_at") >= lo.astimezone(UTC))
                 & (pl.col("decided_at") < hi.astimezone(UTC))
             )
+            actual = [float(a) for a in part["actual_benefit_msat"]]
             errors = [
-                abs(float(p) - float(a))
-                for p, a in zip(
-                    part["predicted_benefit_msat"], part["actual_benefit_msat"], strict=True
-                )
+                abs(float(p) - a)
+                for p, a in zip(part["predicted_benefit_msat"], actual, strict=True)
             ]
-            mae = sum(errors) / len(errors) if errors else None
-            halves.append(CalibrationHalf(samples=len(errors), mean_abs_error_msat=mae))
+            prior_errors = [
+                abs(round(PRIOR_FACTOR * float(r)) - a)
+                for r, a in zip(part["raw_estimate_msat"], actual, strict=True)
+            ]
+            halves.append(
+                CalibrationHalf(
+                    samples=len(errors),
+                    mean_abs_error_msat=_mean(errors),
+                    prior_mean_abs_error_msat=_mean(prior_errors),
+                    mean_abs_actual_msat=_mean([abs(a) for a in actual]),
+                )
+            )
         rows.append(CalibrationRow(opportunity_type=kind, first=halves[0], second=halves[1]))
     return rows
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def format_calibration(rows: list[CalibrationRow]) -> list[str]:
-    """Lines for the demo and `hiveops` reports."""
+    """Lines for the demo and `hiveops` reports, per type and half: samples, mean absolute error,
+    relative error (error per msat of outcome; 1.00 = predicting 0) and, in brackets, the
+    relative error the uncalibrated prior would have had on the same outcomes."""
+
+    def rel(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
 
     def fmt(h: CalibrationHalf) -> str:
-        err = "-" if h.mean_abs_error_msat is None else f"{h.mean_abs_error_msat / 1000:,.1f} sat"
-        return f"{h.samples:>4} × MAE {err:>12}"
+        mae = "-" if h.mean_abs_error_msat is None else f"{h.mean_abs_error_msat / 1000:,.1f}"
+        return (
+            f"{h.samples:>3} × MAE {mae:>8} sat, rel {rel(h.relative_error):>5} "
+            f"(prior {rel(h.prior_relative_error):>5})"
+        )
 
     if not rows:
         return ["  no advisor decision has a measured outcome yet"]
     out = []
     for r in rows:
-        verdict = {True: "improved", False: "worse", None: "n/a"}[r.improved]
+        verdict = {True: "improved", False: "not improved", None: "n/a"}[r.improved]
+        learned = {True: ", beat the prior", False: ", no better than the prior", None: ""}
         out.append(
-            f"  {r.opportunity_type:<16} first {fmt(r.first)}   second {fmt(r.second)}   {verdict}"
+            f"  {r.opportunity_type:<16} first {fmt(r.first)}  second {fmt(r.second)}  "
+            f"{verdict}{learned[r.beat_prior]}"
         )
     return out

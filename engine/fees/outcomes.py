@@ -1,19 +1,32 @@
-"""What a fee change actually did: difference-in-differences against unchanged channels (pure).
+"""What a fee change actually did: its revenue against a counterfactual trend (pure).
 
 The audit's 557 fee-change outcomes all read 0 because nothing was measured and 0 was the
-default. Here a change yields `measured` with a number, `insufficient_data` with the reason, or
-`pending` while its window is open; `actual_benefit_msat` is None unless measured.
+default. Here a change yields `measured` with a number and the method behind it,
+`insufficient_data` with the reason, or `pending` while its window is open;
+`actual_benefit_msat` is None unless measured.
 
 Method. For a change at t on channel c with window W, compare c's settled traffic in
 [t − W, t) and [t, t + W) (each side cut short at c's neighbouring changes, so one fee's effect is
-not booked to another) with the same windows on control channels: channels of the same node whose
-fee did not change in [t − W, t + W]. The control group gives the common trend (network demand,
-weekday, on-chain fee spikes) and the counterfactual for c is its own before-rate times that
-trend. Multiplicative rather than additive because channels differ in size by orders of magnitude:
-a node-wide +30 % moves a big channel by more msat than a small one, and an additive control mean
+not booked to another). The counterfactual for c after t is its own before-rate times a trend:
+    rate       = after_c − before_c × trend                                 (per hour)
+    actual     = rate × W hours
+Multiplicative rather than additive because channels differ in size by orders of magnitude: a
+node-wide +30 % moves a big channel by more msat than a small one, and an additive control mean
 would book that difference as the fee's effect.
-    DiD rate   = after_c − before_c × (after_control / before_control)      (per hour)
-    actual     = DiD revenue rate × W hours
+
+The trend comes from the first usable group, most trustworthy first (`OutcomeMethod`):
+  1. did_unchanged   the node's channels whose fee did not change inside the compared windows
+                     (classic difference in differences);
+  2. did_node_trend  all the node's other channels, changed ones included. A fees loop that
+                     reprices every channel every day leaves group 1 empty; this trend then also
+                     carries the other channels' own fee effects, so the estimate reads "better or
+                     worse than the node's average move" and is biased toward 0 when most fees
+                     moved the same way;
+  3. before_after    trend 1: the channel against its own past, with no correction for
+                     node-wide swings (weekday, on-chain spikes). The least trustworthy.
+A group is usable when its before side settled MIN_TREND_FORWARDS forwards with revenue: the
+ratio of two smaller counts is mostly noise. A channel with no settled forward on either side
+stays insufficient_data whatever the method: there is nothing to measure.
 """
 
 from __future__ import annotations
@@ -31,9 +44,10 @@ from engine.fees.frames import (
     FORWARD_SCHEMA,
     conform,
 )
-from models.fees import FeeOutcome, OutcomeStatus, WindowTotals
+from models.fees import FeeOutcome, OutcomeMethod, OutcomeStatus, WindowTotals
 
 MIN_WINDOW_SHARE = 0.25  # each side must cover a quarter of W, or the rate is mostly noise
+MIN_TREND_FORWARDS = 3  # settled forwards a trend group needs before the change
 _METRICS = ("revenue_msat", "volume_msat", "forwards")
 
 
@@ -75,6 +89,8 @@ def estimate_fee_outcome(
             detail=detail,
             change_id=change_id,
             predicted_benefit_msat=predicted_benefit_msat,
+            window_start=before_start,
+            window_end=after_end,
             **measured,
         )
 
@@ -89,62 +105,73 @@ def estimate_fee_outcome(
             f"another fee change on {scid} cut the window to {before_h:.1f} h before / "
             f"{after_h:.1f} h after (need {MIN_WINDOW_SHARE * window_h:.1f} h each side)",
         )
-
-    candidates = set(channel_scids) if channel_scids is not None else _seen_channels(fwd, log)
-    busy = set(
-        log.filter(
-            (pl.col("changed_at") >= changed_at - window)
-            & (pl.col("changed_at") <= changed_at + window)
-        )["scid"]
-    )
-    controls = tuple(sorted(candidates - busy - {scid}))
     treated_before = _totals(fwd, {scid}, before_start, changed_at)
     treated_after = _totals(fwd, {scid}, changed_at, after_end)
-    control_before = _totals(fwd, set(controls), before_start, changed_at)
-    control_after = _totals(fwd, set(controls), changed_at, after_end)
-    windows = {
-        "control_scids": controls,
-        "treated_before": treated_before,
-        "treated_after": treated_after,
-        "control_before": control_before,
-        "control_after": control_after,
-    }
     if treated_before.forwards == 0 and treated_after.forwards == 0:
         return outcome(
             OutcomeStatus.INSUFFICIENT_DATA,
             f"no settled forward out of {scid} in {before_h:.1f} h before or {after_h:.1f} h after",
-            **windows,
+            treated_before=treated_before,
+            treated_after=treated_after,
         )
-    if not controls:
-        return outcome(
-            OutcomeStatus.INSUFFICIENT_DATA,
-            "no control channel: every other channel changed fee within the window",
-            **windows,
-        )
-    if control_before.revenue_msat == 0:
-        return outcome(
-            OutcomeStatus.INSUFFICIENT_DATA,
-            f"the {len(controls)} control channel(s) earned nothing before the change; "
-            f"no common trend to difference against",
-            **windows,
-        )
+
+    candidates = set(channel_scids) if channel_scids is not None else _seen_channels(fwd, log)
+    others = candidates - {scid}
+    # A control's fee must hold over exactly the traffic compared: a change at before_start
+    # (the same cycle as this channel's previous change) leaves it constant inside.
+    moved = set(
+        log.filter((pl.col("changed_at") > before_start) & (pl.col("changed_at") < after_end))[
+            "scid"
+        ]
+    )
+    groups = [(OutcomeMethod.DID_UNCHANGED, others - moved)]
+    if moved & others:
+        groups.append((OutcomeMethod.DID_NODE_TREND, others))
+    skipped = []
+    method, controls = OutcomeMethod.BEFORE_AFTER, ()
+    control_before = control_after = None
+    for kind, scids in groups:
+        if not scids:
+            skipped.append(f"{kind}: no such channel")
+            continue
+        before = _totals(fwd, scids, before_start, changed_at)
+        if before.forwards < MIN_TREND_FORWARDS or before.revenue_msat == 0:
+            skipped.append(
+                f"{kind}: {len(scids)} channel(s) settled {before.forwards} forward(s) "
+                f"({before.revenue_msat} msat) before, need {MIN_TREND_FORWARDS} with revenue"
+            )
+            continue
+        method, controls = kind, tuple(sorted(scids))
+        control_before, control_after = before, _totals(fwd, scids, changed_at, after_end)
+        break
     did = {
-        metric: _did_per_hour(metric, treated_before, treated_after, control_before, control_after)
+        metric: _rate_per_hour(metric, treated_before, treated_after, control_before, control_after)
         for metric in _METRICS
     }
-    revenue_did = did["revenue_msat"]
-    assert revenue_did is not None  # control_before.revenue_msat > 0 was checked above
-    actual_msat = round(revenue_did * window_h)
+    actual_msat = round(did["revenue_msat"] * window_h)
     error_msat = None if predicted_benefit_msat is None else actual_msat - predicted_benefit_msat
+    trend = _trend("revenue_msat", control_before, control_after)
+    if controls:
+        detail = f"{method}: own rate × trend {trend:.3f} of {len(controls)} channel(s)"
+    else:
+        detail = f"{method}: own rate before vs after, trend 1 (no usable control group)"
+    if skipped:
+        detail += f"; skipped {'; '.join(skipped)}"
     return outcome(
         OutcomeStatus.MEASURED,
-        f"DiD against {len(controls)} control channel(s)",
-        did_revenue_msat_per_h=revenue_did,
+        detail,
+        method=method,
+        trend=trend,
+        control_scids=controls,
+        treated_before=treated_before,
+        treated_after=treated_after,
+        control_before=control_before,
+        control_after=control_after,
+        did_revenue_msat_per_h=did["revenue_msat"],
         did_volume_msat_per_h=did["volume_msat"],
         did_forwards_per_h=did["forwards"],
         actual_benefit_msat=actual_msat,
         prediction_error_msat=error_msat,
-        **windows,
     )
 
 
@@ -175,18 +202,23 @@ def measure_fee_changes(
     ]
 
 
-def _did_per_hour(
+def _trend(metric: str, before: WindowTotals | None, after: WindowTotals | None) -> float:
+    """after/before per hour of the control group; 1 without one (before_after)."""
+    if before is None or after is None:
+        return 1.0
+    baseline = before.per_hour(metric)
+    return after.per_hour(metric) / baseline if baseline > 0 else 1.0
+
+
+def _rate_per_hour(
     metric: str,
     treated_before: WindowTotals,
     treated_after: WindowTotals,
-    control_before: WindowTotals,
-    control_after: WindowTotals,
-) -> float | None:
-    """after_c − before_c × control trend, per hour; None when the control has no baseline."""
-    baseline = control_before.per_hour(metric)
-    if baseline <= 0:
-        return None
-    trend = control_after.per_hour(metric) / baseline
+    control_before: WindowTotals | None,
+    control_after: WindowTotals | None,
+) -> float:
+    """after_c − before_c × trend, per hour."""
+    trend = _trend(metric, control_before, control_after)
     return treated_after.per_hour(metric) - treated_before.per_hour(metric) * trend
 
 

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from engine.advisor.predict import PRIOR_FACTOR, calibration_halves, fit_calibration, predict
+from engine.advisor.predict import (
+    PRIOR_FACTOR,
+    calibration_halves,
+    fit_calibration,
+    format_calibration,
+    predict,
+    weighted_median,
+)
 from models.advisor import AdvisorConfig, Opportunity, OpportunityType, OwnerLoop
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -61,9 +68,11 @@ def test_factor_converges_to_what_outcomes_really_earned() -> None:
     assert fit_calibration(samples(pairs), CONFIG)[OpportunityType.REBALANCE].samples == 0
 
 
-def test_few_outcomes_move_the_factor_only_part_way() -> None:
-    few = fit_calibration(samples([(10_000, 0)]), CONFIG)[OpportunityType.FEE].factor
-    assert 0 < few < PRIOR_FACTOR
+def test_the_prior_holds_until_outcomes_outweigh_it() -> None:
+    few = fit_calibration(samples([(10_000, 0)] * 3), CONFIG)[OpportunityType.FEE]
+    assert few.samples == 3 and few.factor == PRIOR_FACTOR  # 3 < prior_strength 4
+    many = fit_calibration(samples([(10_000, 0)] * 5), CONFIG)[OpportunityType.FEE]
+    assert many.factor == 0.0
 
 
 def test_learning_ignores_outcomes_decided_after_now() -> None:
@@ -106,3 +115,88 @@ def test_calibration_report_compares_first_and_second_half() -> None:
 def test_calibration_report_refuses_an_empty_period() -> None:
     with pytest.raises(ValueError, match="calibration period is empty"):
         calibration_halves(pl.DataFrame(), START, START)
+
+
+def replay(raw_actual: list[tuple[int, int]], per_day: int = 3) -> pl.DataFrame:
+    """Decide day by day as the advisor does: each prediction uses only outcomes of decisions
+    made (and measured, 3 days later) before it."""
+    rows: list[dict[str, object]] = []
+    for i, (raw, actual) in enumerate(raw_actual):
+        at = START + timedelta(days=i // per_day)
+        known = samples([(r["raw_estimate_msat"], r["actual_benefit_msat"]) for r in rows])
+        known = known.with_columns(pl.Series("decided_at", [r["decided_at"] for r in rows]))
+        seen = known.filter(pl.col("decided_at") <= at - timedelta(days=3)) if rows else known
+        k = fit_calibration(seen, CONFIG, before=at)[OpportunityType.FEE].factor
+        rows.append(
+            {
+                "opportunity_type": "fee",
+                "decided_at": at,
+                "raw_estimate_msat": raw,
+                "predicted_benefit_msat": round(k * raw),
+                "actual_benefit_msat": actual,
+            }
+        )
+    return pl.DataFrame(rows, schema_overrides={"decided_at": pl.Datetime("us", "UTC")})
+
+
+def test_learning_lowers_the_error_of_later_predictions_despite_outliers() -> None:
+    """Fee moves earn a tenth of the scan's estimate, with noise and a few outcomes 30× the
+    estimate either way (one or two forwards on a thin channel). The second half's predictions
+    are closer than the first half's and than the prior's."""
+    rng = random.Random(11)
+    pairs = []
+    for _ in range(60):
+        raw = rng.randint(2_000, 20_000)
+        noise = rng.gauss(0, 0.05 * raw)
+        if rng.random() < 0.1:
+            noise = rng.choice((-30, 30)) * raw
+        pairs.append((raw, round(0.1 * raw + noise)))
+    history = replay(pairs)
+    (row,) = calibration_halves(history, START, START + timedelta(days=20))
+    assert row.first.samples == row.second.samples == 30
+    assert row.improved is True and row.beat_prior is True
+    assert row.second.mean_abs_error_msat < row.first.mean_abs_error_msat
+
+
+def test_one_outlier_does_not_swing_the_factor() -> None:
+    pairs = [(10_000, 2_000)] * 19 + [(10_000, -300_000)]  # one −30× outcome
+    fitted = fit_calibration(samples(pairs), CONFIG)[OpportunityType.FEE]
+    assert fitted.factor == pytest.approx(0.2, abs=0.05)  # least squares through the origin: −1.0
+
+
+def test_outcomes_measured_by_weaker_methods_count_less() -> None:
+    strong = samples([(10_000, 1_000)] * 4).with_columns(method=pl.lit("did_unchanged"))
+    weak = samples([(10_000, 8_000)] * 4).with_columns(method=pl.lit("before_after"))
+    fitted = fit_calibration(pl.concat([strong, weak]), CONFIG)[OpportunityType.FEE]
+    assert fitted.factor < 0.5  # the before/after ratios (0.8) are outweighed
+    same = fit_calibration(
+        pl.concat([strong, weak.with_columns(method=pl.lit("did_unchanged"))]), CONFIG
+    )[OpportunityType.FEE]
+    assert same.factor > fitted.factor
+
+
+def test_weighted_median_splits_the_weight_and_refuses_bad_weights() -> None:
+    assert weighted_median([1.0, 3.0], [1.0, 1.0]) == pytest.approx(2.0)
+    assert weighted_median([-30.0, 0.2, 0.5], [1.0, 3.0, 1.0]) == 0.2  # not dragged to −30
+    assert weighted_median([5.0], [2.0]) == 5.0
+    with pytest.raises(ValueError, match="non-negative"):
+        weighted_median([1.0], [-1.0])
+
+
+def test_relative_error_compares_halves_of_different_scale() -> None:
+    """The second half's outcomes are 10× bigger: its msat error is larger, yet predictions
+    got closer relative to what happened, and that is what `improved` judges."""
+    first = samples([(10_000, 1_000)] * 4).with_columns(
+        predicted_benefit_msat=pl.lit(5_000, dtype=pl.Int64)
+    )
+    second = samples([(100_000, 10_000)] * 4, start=START + timedelta(days=10)).with_columns(
+        predicted_benefit_msat=pl.lit(15_000, dtype=pl.Int64)
+    )
+    (row,) = calibration_halves(pl.concat([first, second]), START, START + timedelta(days=20))
+    assert row.second.mean_abs_error_msat > row.first.mean_abs_error_msat
+    assert row.first.relative_error == pytest.approx(4.0)
+    assert row.second.relative_error == pytest.approx(0.5)
+    assert row.improved is True
+    assert row.second.prior_relative_error == pytest.approx(4.0) and row.beat_prior is True
+    lines = format_calibration([row])
+    assert "rel  4.00" in lines[0] and "improved, beat the prior" in lines[0]

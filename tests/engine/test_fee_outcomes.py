@@ -1,4 +1,5 @@
-"""Fee-change outcomes: difference-in-differences against unchanged channels, never a silent 0."""
+"""Fee-change outcomes: difference in differences against unchanged channels, never a silent 0
+(the fallback methods are in test_fee_outcomes_methods.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import polars as pl
 import pytest
 
 from engine.fees import FORWARD_SCHEMA, estimate_fee_outcome, measure_fee_changes
-from models.fees import OutcomeStatus
+from models.fees import OutcomeMethod, OutcomeStatus
 
 CHANGED_AT = datetime(2026, 3, 10, tzinfo=UTC)
 WINDOW_S = 72 * 3600
@@ -79,7 +80,9 @@ def test_did_recovers_sign_and_size_of_a_fee_effect_under_a_common_trend(
         predicted_benefit_msat=100_000,
     )
     assert outcome.status is OutcomeStatus.MEASURED
+    assert outcome.method is OutcomeMethod.DID_UNCHANGED
     assert outcome.control_scids == (CONTROL_B, CONTROL_C)  # BUSY changed inside the window
+    assert outcome.trend == pytest.approx(TREND, rel=0.1)
     assert outcome.actual_benefit_msat == pytest.approx(expected_msat, rel=0.01)
     assert outcome.prediction_error_msat == outcome.actual_benefit_msat - 100_000
     assert outcome.treated_after is not None and outcome.treated_before is not None
@@ -118,7 +121,7 @@ def test_no_traffic_on_the_changed_channel_is_insufficient_data() -> None:
     assert "no settled forward" in outcome.detail
 
 
-def test_no_control_channel_is_insufficient_data() -> None:
+def test_without_an_unchanged_channel_the_node_trend_is_used_and_carries_its_bias() -> None:
     outcome = estimate_fee_outcome(
         scid=TREATED,
         changed_at=CHANGED_AT,
@@ -128,9 +131,14 @@ def test_no_control_channel_is_insufficient_data() -> None:
         now=AFTER_WINDOW,
         channel_scids=[TREATED, BUSY],
     )
-    assert outcome.status is OutcomeStatus.INSUFFICIENT_DATA
-    assert outcome.actual_benefit_msat is None
-    assert "no control channel" in outcome.detail
+    assert outcome.status is OutcomeStatus.MEASURED
+    assert outcome.method is OutcomeMethod.DID_NODE_TREND
+    assert outcome.control_scids == (BUSY,)
+    assert "did_unchanged: no such channel" in outcome.detail
+    # BUSY's own change (1 → 20 forwards/h) lands in the trend: the documented bias, which is
+    # why this method ranks below did_unchanged.
+    assert outcome.trend == pytest.approx(20.0, rel=0.2)
+    assert outcome.actual_benefit_msat is not None and outcome.actual_benefit_msat < -7_500 * 72
 
 
 def test_open_window_is_pending() -> None:

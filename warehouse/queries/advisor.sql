@@ -83,7 +83,7 @@ SELECT node_id FROM nodes WHERE is_fleet;
 SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'fleet_assistance';
 
 -- name: calibration_samples
-SELECT opportunity_type, decided_at, raw_estimate_msat, predicted_benefit_msat,
+SELECT opportunity_type, decided_at, method, raw_estimate_msat, predicted_benefit_msat,
        actual_benefit_msat
 FROM advisor_calibration
 WHERE decided_at < $until AND measured_at <= $until;

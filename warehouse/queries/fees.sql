@@ -71,3 +71,14 @@ SELECT DISTINCT scid FROM channel_snapshots WHERE node_id = $node_id;
 
 -- name: insert_outcomes
 INSERT OR IGNORE INTO fee_outcomes BY NAME SELECT * FROM staged;
+
+-- name: outcome_methods
+-- Fee outcomes by status and measuring method (demo and operators): a wall of
+-- insufficient_data, or measured values that are all 0, means nothing is being learned.
+SELECT status, coalesce(method, '-') AS method, count(*) AS outcomes,
+       count(*) FILTER (WHERE actual_benefit_msat = 0) AS zero,
+       count(*) FILTER (WHERE actual_benefit_msat > 0) AS helped,
+       coalesce(sum(actual_benefit_msat), 0)::BIGINT AS net_benefit_msat
+FROM fee_outcomes
+GROUP BY ALL
+ORDER BY status, method;

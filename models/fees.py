@@ -13,13 +13,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from models.balance import ChannelBalance
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from models.frozen import Frozen as _Frozen
 
 
 class PolicyKind(StrEnum):

@@ -14,17 +14,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from models.balance import ChannelBalance
+from models.frozen import Frozen as _Frozen
 
 DAY_S = 86_400
 MSAT_PER_SAT = 1_000
 PPM = 1_000_000
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class FleetConfig(_Frozen):

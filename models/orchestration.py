@@ -126,22 +126,23 @@ class StaleLoop(BaseModel):
     def describe(self) -> str:
         where = f"{self.loop} on {self.node}" if self.node and self.node != "*" else self.loop
         if self.reason == "never_ran":
-            what = f"has not run in {_span(self.age_s)} of operation"
+            what = f"has not run in {span(self.age_s)} of operation"
         elif self.reason == "never_succeeded":
-            what = f"has never succeeded ({_span(self.age_s)} of operation)"
+            what = f"has never succeeded ({span(self.age_s)} of operation)"
         else:
-            what = f"last succeeded {_span(self.age_s)} ago"
+            what = f"last succeeded {span(self.age_s)} ago"
         return (
-            f"{where} {what}; expected every {_span(self.interval_s)}, stale after "
-            f"{_span(self.stale_after_s)}"
+            f"{where} {what}; expected every {span(self.interval_s)}, stale after "
+            f"{span(self.stale_after_s)}"
         )
 
 
-def _span(seconds: int) -> str:
+def span(seconds: float) -> str:
+    """A duration as people read it in an alert: 90 s, 15 min, 3.0 h, 2.5 d."""
     if seconds >= 2 * 86_400:
         return f"{seconds / 86_400:.1f} d"
     if seconds >= 2 * 3_600:
         return f"{seconds / 3_600:.1f} h"
     if seconds >= 120:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

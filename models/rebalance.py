@@ -15,24 +15,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from models.balance import ChannelBalance
-from models.budget import (  # noqa: F401  (re-exported: the loop's public vocabulary)
-    BudgetLedger,
-    Refusal,
-    RefusalReason,
-    Reservation,
-    Settlement,
-)
 from models.fees import OutcomeStatus
+from models.frozen import Frozen as _Frozen
 
 MSAT_PER_SAT = 1_000
 PPM = 1_000_000
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class FlowRole(StrEnum):

@@ -23,7 +23,6 @@ from models.fees import FeePolicy
 from models.settings import NodeConfig, RpcConfig, Settings
 from tasks.gateway import NodeError, NodeGateway
 from warehouse import db
-from warehouse.queries import QUERY_DIR
 
 LOOKBACK_DAYS = 14
 REVENUE_DAYS = 30
@@ -102,16 +101,9 @@ def fetch_graph(node: NodeConfig, rpc: RpcConfig) -> pl.DataFrame:
 
 @task(name="load-fleet-proposals")
 def load_fleet_proposals(warehouse_path: Path) -> pl.DataFrame:
-    """The fleet loop's open proposals, when that loop exists in this warehouse and code."""
-    if not (QUERY_DIR / "fleet.sql").exists():
-        return pl.DataFrame()
+    """The fleet loop's open proposals (channel opens it wants decided)."""
     with db.writer(warehouse_path, who="advisor read") as con:
-        if not db.fetch_one(con, "advisor.fleet_assistance_exists")["n"]:
-            return pl.DataFrame()
-        try:
-            return db.fetch_frame(con, "fleet.open_proposals")
-        except KeyError:
-            return pl.DataFrame()
+        return db.fetch_frame(con, "fleet.open_proposals")
 
 
 @task(name="fleet-node-ids")
@@ -264,8 +256,6 @@ def _tell_fleet(
     con: Any, assistance_id: str, approved: bool, reason: str, by: str, at: datetime
 ) -> None:
     """Hand the answer to the fleet loop's proposal, which closes it with an outcome."""
-    if not (QUERY_DIR / "fleet.sql").exists():
-        return
     db.run(
         con,
         "fleet.decide_proposal",

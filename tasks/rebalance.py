@@ -26,14 +26,8 @@ from engine.rebalance.rows import (
     reservation_row,
     skip_row,
 )
-from models.rebalance import (
-    BudgetLedger,
-    RebalanceProposal,
-    Refusal,
-    Reservation,
-    Skip,
-    SkipReason,
-)
+from models.budget import BudgetLedger, Refusal, Reservation
+from models.rebalance import RebalanceProposal, Skip, SkipReason
 from models.settings import NodeConfig, RpcConfig, Settings
 from tasks.gateway import NodeGateway
 from warehouse import db

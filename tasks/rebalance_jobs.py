@@ -15,6 +15,7 @@ from prefect import task
 
 from engine.rebalance import reconcile
 from engine.rebalance.sling_state import SlingTotals, observe_job
+from models.budget import Reservation
 from models.rebalance import (
     DEFAULT_REBALANCE_TUNING,
     JobObservation,
@@ -22,7 +23,6 @@ from models.rebalance import (
     RebalanceProposal,
     ReconcileAction,
     ReconcileKind,
-    Reservation,
 )
 from models.settings import NodeConfig, RpcConfig
 from tasks import sling

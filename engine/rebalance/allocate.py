@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from models.rebalance import MSAT_PER_SAT, PPM, BudgetLedger, RebalanceProposal, Skip, SkipReason
+from models.budget import BudgetLedger
+from models.rebalance import MSAT_PER_SAT, PPM, RebalanceProposal, Skip, SkipReason
 from models.settings import RebalanceConfig
 
 Refit = Callable[[RebalanceProposal, int], RebalanceProposal | None]

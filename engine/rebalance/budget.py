@@ -22,19 +22,15 @@ from datetime import UTC, date, datetime, time, timedelta
 import polars as pl
 
 from engine.fees.frames import FORWARD_REQUIRED, FORWARD_SCHEMA, UTC_TIMESTAMP, conform
+from models.budget import BudgetLedger, Refusal, RefusalReason, Reservation, Settlement
 from models.rebalance import (
     DEFAULT_REBALANCE_TUNING,
     MSAT_PER_SAT,
-    BudgetLedger,
     JobObservation,
     JobStatus,
     RebalanceTuning,
     ReconcileAction,
     ReconcileKind,
-    Refusal,
-    RefusalReason,
-    Reservation,
-    Settlement,
 )
 from models.settings import BudgetConfig
 

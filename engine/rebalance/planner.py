@@ -33,13 +33,13 @@ from engine.rebalance.ev import (
 )
 from engine.rebalance.routes import GossipGraph, RoutePricer
 from engine.rebalance.sources import peer_need, select_sources
+from models.budget import BudgetLedger
 from models.rebalance import (
     DEFAULT_REBALANCE_TUNING,
     MSAT_PER_SAT,
     PPM,
     AttemptRecord,
     BreakerState,
-    BudgetLedger,
     ChannelClass,
     FlowRole,
     PullEvaluation,
@@ -228,35 +228,48 @@ def _evaluate(
     cycle: _Cycle,
     exempt: bool,
 ) -> PullEvaluation:
-    """The EV verdict, then the route's price: with a quote, up to the quoted share of the gain
-    may be paid, and the pull passes only if gossip's cheapest route fits under its maxppm."""
+    """The EV verdict at the route's price: with a gossip quote, up to the quoted share of the
+    gain may be paid, and the pull passes only if the cheapest route fits under its maxppm."""
     dest_cls, source_cls = cycle.classes[dest.scid], cycle.classes[source.scid]
     exempt = exempt or not cycle.config.ev_gate
-    args = (dest, dest_cls, source, source_cls, amount_msat, cycle.config, cycle.tuning)
-    verdict = evaluate_pull(*args, exempt_from_ev=exempt)
+    quote = None
+    if cycle.pricer is not None:
+        quote = cycle.pricer.quote(
+            source_peer=source.peer_id,
+            dest_peer=dest.peer_id,
+            dest_scid=dest.scid,
+            amount_msat=amount_msat,
+        )
+    verdict = evaluate_pull(
+        dest,
+        dest_cls,
+        source,
+        source_cls,
+        amount_msat,
+        cycle.config,
+        cycle.tuning,
+        exempt_from_ev=exempt,
+        cost_share=None if quote is None else cycle.tuning.quoted_cost_share_of_gain,
+    )
     if cycle.pricer is None or not verdict.passes:
         return verdict
-    quote = cycle.pricer.quote(
-        source_peer=source.peer_id,
-        dest_peer=dest.peer_id,
-        dest_scid=dest.scid,
-        amount_msat=amount_msat,
-    )
-    sat = amount_msat // MSAT_PER_SAT
     if quote is None:
+        sat = amount_msat // MSAT_PER_SAT
         why = f"no route in gossip from {source.scid} back into {dest.scid} for {sat} sat"
-        refused = {"passes": False, "route_refused": True, "detail": f"{why}; {verdict.detail}"}
-        return verdict.model_copy(update=refused)
-    if not exempt:
-        verdict = evaluate_pull(*args, cost_share=cycle.tuning.quoted_cost_share_of_gain)
-    if verdict.passes and quote.ppm > verdict.maxppm:
+    elif quote.ppm > verdict.maxppm:
         why = (
             f"cheapest route from {source.scid} back into {dest.scid} costs {quote.ppm} ppm over "
             f"{len(quote.scids)} hops (gossip); the gain allows {verdict.maxppm} ppm"
         )
-        refused = {"passes": False, "route_refused": True, "detail": f"{why}; {verdict.detail}"}
-        verdict = verdict.model_copy(update=refused)
-    return verdict.model_copy(update={"route_ppm": quote.ppm})
+    else:
+        return verdict.model_copy(update={"route_ppm": quote.ppm})
+    refused = {
+        "passes": False,
+        "route_refused": True,
+        "route_ppm": None if quote is None else quote.ppm,
+        "detail": f"{why}; {verdict.detail}",
+    }
+    return verdict.model_copy(update=refused)
 
 
 def _proposal(

@@ -6,14 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from models.rebalance import (
-    AttemptRecord,
-    BudgetLedger,
-    RebalanceChannel,
-    RebalanceProposal,
-    Reservation,
-    Skip,
-)
+from models.budget import BudgetLedger, Reservation
+from models.rebalance import AttemptRecord, RebalanceChannel, RebalanceProposal, Skip
 
 
 def _json(value: object) -> str:

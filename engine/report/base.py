@@ -126,16 +126,6 @@ def sat(msat: int | float | None) -> str:
     return f"{value:,.0f} sat"
 
 
-def span(seconds: float) -> str:
-    if seconds >= 2 * 86_400:
-        return f"{seconds / 86_400:.1f} d"
-    if seconds >= 2 * 3_600:
-        return f"{seconds / 3_600:.1f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
-
-
 def counts(values: Iterable[Any]) -> dict[str, int]:
     """Occurrences of each value, most frequent first."""
     found: dict[str, int] = {}

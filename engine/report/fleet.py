@@ -8,7 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from engine.report.base import counts, fired, fmt_counts, not_measurable, passed, span
+from engine.report.base import counts, fired, fmt_counts, not_measurable, passed
+from models.orchestration import span
 from models.report import Finding, ReportConfig, Severity
 
 HELPING_STATES = ("open", "accepted")

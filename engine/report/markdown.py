@@ -10,10 +10,10 @@ from typing import Any
 
 import polars as pl
 
-from engine.report.base import sat, span
+from engine.report.base import sat
 from engine.report.charts import PnlTotals
 from engine.report.detectors import TITLES
-from models.orchestration import LoopFreshness
+from models.orchestration import LoopFreshness, span
 from models.report import Finding, Severity
 
 EVIDENCE_ITEMS = 5

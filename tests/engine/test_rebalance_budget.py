@@ -19,15 +19,8 @@ from engine.rebalance import (
     reserve,
     settle,
 )
-from models.rebalance import (
-    BudgetLedger,
-    JobObservation,
-    JobStatus,
-    ReconcileKind,
-    Refusal,
-    RefusalReason,
-    Reservation,
-)
+from models.budget import BudgetLedger, Refusal, RefusalReason, Reservation
+from models.rebalance import JobObservation, JobStatus, ReconcileKind
 from models.settings import BudgetConfig
 
 NODE = "02" + "a" * 64

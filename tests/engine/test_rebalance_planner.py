@@ -17,14 +17,13 @@ from engine.rebalance import (
     plan_rebalances,
     record_attempt,
 )
+from models.budget import BudgetLedger, Reservation
 from models.rebalance import (
     AttemptRecord,
     BreakerState,
-    BudgetLedger,
     FlowRole,
     RebalanceChannel,
     RebalanceProposal,
-    Reservation,
     Skip,
     SkipReason,
 )

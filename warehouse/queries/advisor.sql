@@ -79,9 +79,6 @@ LIMIT 1;
 -- name: fleet_node_ids
 SELECT node_id FROM nodes WHERE is_fleet;
 
--- name: fleet_assistance_exists
-SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'fleet_assistance';
-
 -- name: calibration_samples
 SELECT opportunity_type, decided_at, method, raw_estimate_msat, predicted_benefit_msat,
        actual_benefit_msat

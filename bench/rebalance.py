@@ -43,6 +43,11 @@ class ArmResult:
     revenue_msat: int
     onchain_msat: int
     wall_s: float
+    # budget_ledger node-days: all, with earned > 0, with spent > 0, spent over budget
+    ledger_days: int = 0
+    earned_days: int = 0
+    spent_days: int = 0
+    over_budget_days: int = 0
 
     @property
     def net_msat(self) -> int:
@@ -92,6 +97,12 @@ def run_arm(scenario: str, extra: str, days: int, cadence_h: int, workdir: Path)
         onchain = con.execute(
             "SELECT coalesce(sum(amount_msat), 0)::BIGINT FROM onchain_costs"
         ).fetchall()[0][0]
+        ledger = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE earned_msat > 0),"
+            " count(*) FILTER (WHERE rebalance_spent_msat + onchain_spent_msat > 0),"
+            " count(*) FILTER (WHERE rebalance_spent_msat + onchain_spent_msat > budget_msat)"
+            " FROM budget_ledger"
+        ).fetchall()[0]
     return ArmResult(
         attempts=row[0],
         moved=row[1],
@@ -100,6 +111,10 @@ def run_arm(scenario: str, extra: str, days: int, cadence_h: int, workdir: Path)
         revenue_msat=revenue,
         onchain_msat=onchain,
         wall_s=time.monotonic() - started,
+        ledger_days=ledger[0],
+        earned_days=ledger[1],
+        spent_days=ledger[2],
+        over_budget_days=ledger[3],
     )
 
 
@@ -130,6 +145,12 @@ def main() -> None:
                 f"  {arm:<15}{r.attempts:>9}{share:>9}{ppm:>9}{r.revenue_msat // 1000:>13}"
                 f"{r.rebalance_fee_msat // 1000:>15}{r.net_msat // 1000:>10}{ratio:>10}"
                 f"{r.wall_s:>8.0f}"
+            )
+        print("  budget ledger (node-days): all / earned > 0 / spent > 0 / spent over budget")
+        for arm, r in results.items():
+            print(
+                f"  {arm:<15}{r.ledger_days:>5} /{r.earned_days:>4} /{r.spent_days:>4} /"
+                f"{r.over_budget_days:>4}"
             )
 
 

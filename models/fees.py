@@ -117,6 +117,12 @@ class FeeTuning(_Frozen):
     drain_horizon_s: int = Field(default=48 * 3600, gt=0)
     drain_min_share: float = Field(default=0.10, gt=0, le=1)
     aimd_decrease_share: float = Field(default=0.10, gt=0, le=1)
+    # Refill floor (engine.fees.guards.refill_floor_ppm): below the rebalancer's
+    # quoted_cost_share_of_gain (0.65), so a refill at the quoted price clears its gate.
+    refill_cost_share: float = Field(default=0.6, gt=0, le=1)
+    refill_window_s: int = Field(default=3 * 86400, gt=0)
+    refill_min_missed: int = Field(default=3, ge=1)
+    refill_max_share: float = Field(default=0.5, gt=0, le=1)
     evaluation_window_s: int = Field(default=72 * 3600, gt=0)
     lookback_s: int = Field(default=30 * 86400, gt=0)
 
@@ -134,6 +140,7 @@ class FeeReason(StrEnum):
     SCARCITY = "scarcity"
     DRAIN_DEFENCE = "drain_defence"
     DRAIN_RECOVERY = "drain_recovery"
+    REFILL_FLOOR = "refill_floor"
     BASE_FEE_SYNC = "base_fee_sync"
     HOLD_HYSTERESIS = "hold_hysteresis"
     HOLD_RATE_LIMIT = "hold_rate_limit"
@@ -193,6 +200,20 @@ class FeeHistory(_Frozen):
     @property
     def total_hours(self) -> float:
         return sum(level.hours for level in self.levels)
+
+
+class RefillSignal(_Frozen):
+    """What refilling this channel costs and whether demand is waiting for it.
+
+    `route_ppm` is the rebalance loop's latest gossip quote for the cheapest circular route back
+    into the channel; over `FeeTuning.refill_window_s`, `missed_forwards` counts forwards CLN
+    failed locally for want of its liquidity and `net_outflow_msat` is settled out minus in.
+    """
+
+    scid: str
+    route_ppm: int | None = Field(default=None, ge=0)
+    missed_forwards: int = Field(default=0, ge=0)
+    net_outflow_msat: int = 0
 
 
 class MarketView(_Frozen):

@@ -120,6 +120,22 @@ class RebalanceChannel(_Frozen, ChannelBalance):
     fee_ppm: int = Field(ge=0)
     base_fee_msat: int = Field(default=0, ge=0)
     usable: bool = True
+    # the fees loop's last applied change (fee_changes): when, and the fee before it
+    fee_changed_at: datetime | None = None
+    fee_before_change_ppm: int | None = Field(default=None, ge=0)
+
+    @property
+    def fee_raised(self) -> bool:
+        before = self.fee_before_change_ppm
+        return self.fee_changed_at is not None and before is not None and self.fee_ppm > before
+
+
+class DemandSample(_Frozen):
+    """Outbound demand (served plus failed for want of liquidity) seen over `window_s`."""
+
+    asked_forwards: int = Field(ge=0)
+    asked_msat: int = Field(ge=0)
+    window_s: int = Field(gt=0)
 
 
 class ChannelClass(_Frozen):
@@ -140,6 +156,11 @@ class ChannelClass(_Frozen):
     missed_msat: int = Field(default=0, ge=0)
     # what the last few days' forwards paid, when there were enough of them to say
     recent_fee_ppm: int | None = Field(default=None, ge=0)
+    # the posted fee changed inside the price window: older forwards do not price it
+    repriced: bool = False
+    # the fee was raised inside the flow window: demand seen since the rise (what is left of
+    # the window's demand at the price now posted); None when it was not
+    demand_since_rise: DemandSample | None = None
     detail: str
 
     @property
@@ -150,9 +171,12 @@ class ChannelClass(_Frozen):
     def earned_fee_ppm(self) -> int | None:
         """What outbound demand actually paid (base fees included): recently if enough forwards
         say so (a fee the controller moved last week is not priced at last month's level), else
-        over the whole window; None without volume."""
+        over the whole window; None without volume, or when the fee changed too recently for
+        enough forwards to have paid it (the posted fee is then the only price there is)."""
         if self.recent_fee_ppm is not None:
             return self.recent_fee_ppm
+        if self.repriced:
+            return None
         return None if self.out_msat == 0 else self.out_fee_msat * PPM // self.out_msat
 
 

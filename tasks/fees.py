@@ -11,7 +11,7 @@ import polars as pl
 from prefect import task
 
 from engine.fees.plan import FeeInputs
-from models.fees import FeeDecision, FeePolicy
+from models.fees import DEFAULT_TUNING, FeeDecision, FeePolicy
 from models.settings import NodeConfig, RpcConfig
 from tasks.gateway import NodeError, NodeGateway
 from warehouse import db
@@ -37,6 +37,7 @@ def known_node_ids(warehouse_path: Path) -> dict[str, str]:
 
 @task(name="load-fee-inputs", retries=2, retry_delay_seconds=2)
 def load_fee_inputs(warehouse_path: Path, node_id: str, now: datetime) -> FeeInputs:
+    refill_since = now - timedelta(seconds=DEFAULT_TUNING.refill_window_s)
     with db.writer(warehouse_path, who="fees read") as con:
         # Fleet membership has one source of truth (the fleet loop's members, or collect's
         # is_fleet before its first run); either way a fleet channel never gets a floor.
@@ -54,6 +55,8 @@ def load_fee_inputs(warehouse_path: Path, node_id: str, now: datetime) -> FeeInp
             changes=_frame(con, "fees.changes", node_id=node_id),
             peer_policies=_frame(con, "fees.peer_policies", node_id=node_id),
             policies=tuple(FeePolicy.model_validate(r) for r in db.fetch_all(con, "fees.policies")),
+            refill_quotes=_frame(con, "fees.refill_quotes", node_id=node_id, since=refill_since),
+            demand=_frame(con, "fees.refill_demand", node_id=node_id, since=refill_since),
         )
     if channels.is_empty():
         raise NoFreshSnapshot(f"no channel snapshot for node {node_id}: run collect first")

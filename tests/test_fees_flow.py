@@ -140,3 +140,68 @@ def test_static_policy_from_the_cli_is_applied_and_bad_ones_refused(
     assert posted == {777}
     assert main(["policy", "delete", "--config", str(path), "--peer", peer]) == 0
     assert main(["policy", "get", "--config", str(path), "--peer", peer]) == 1
+
+
+def test_a_drained_channel_with_waiting_demand_is_priced_at_its_refill_cost(
+    fleet: SimFleet, tmp_path: Path, prefect_harness: None
+) -> None:
+    """Customers drain one of nexus-02's channels and keep asking for it (local failures); the
+    rebalance loop prices the route back into it from gossip; the next fee cycle posts at least
+    that route's price over refill_cost_share, in one move, reason refill_floor."""
+    from flows.rebalance import rebalance
+
+    path = config(fleet, tmp_path)
+    cycle(fleet, path)
+    me = fleet.node_ids["nexus-02"]
+    members = set(fleet.node_ids.values())
+    with fleet.net.lock:
+        external = [
+            c
+            for c in fleet.net.channels_of(me)
+            if c.is_normal and c.other(me) not in members and c.to_node1_msat is not None
+        ]
+        into = max(external, key=lambda c: c.capacity_msat - c.local_msat(me))
+        inbound_msat = into.capacity_msat - into.local_msat(me)
+        sink = max(
+            (c for c in external if c is not into and c.local_msat(me) < inbound_msat // 2),
+            key=lambda c: c.local_msat(me),
+        )
+        drain_msat = sink.local_msat(me) * 98 // 100
+        ask_msat = sink.capacity_msat // 5
+    assert sink.local_msat(me) > 0.2 * sink.capacity_msat
+    assert fleet.route_payments("nexus-02", into.scid, sink.scid, drain_msat, parts=4) == 4
+    # More customers ask for the drained channel: CLN fails them locally (demand waiting)
+    assert fleet.route_payments("nexus-02", into.scid, sink.scid, ask_msat, parts=5) == 0
+    fleet.advance(HOUR_S)
+    collect(config_path=str(path), now=fleet.now)
+    rebalance(config_path=str(path), now=fleet.now)
+    fleet.advance(25 * HOUR_S)  # past the fee rate limit
+    # A cheap sink (the busy scenario's sat at 30 ppm): no step-limited rule gets it past 40 ppm.
+    LightningRpc(str(fleet.socket_paths["nexus-02"])).setchannel(sink.scid, feeppm=30)
+    cycle(fleet, path)
+    settings = load_settings(path)
+    with db.reader(settings.warehouse_path) as con:
+        missed = con.execute(
+            "SELECT count(*) FROM forwards WHERE out_channel = ? AND status = 'local_failed'",
+            [sink.scid],
+        ).fetchall()[0][0]
+        [(route_ppm,)] = con.execute(
+            "SELECT route_ppm FROM ("
+            " SELECT decided_at AS quoted_at,"
+            " json_extract_string(inputs, '$.route_ppm') AS route_ppm"
+            " FROM rebalance_skips WHERE scid = ?"
+            " UNION ALL SELECT proposed_at, json_extract_string(inputs, '$.evaluation.route_ppm')"
+            " FROM rebalance_attempts WHERE dest_scid = ?)"
+            " WHERE route_ppm IS NOT NULL ORDER BY quoted_at DESC LIMIT 1",
+            [sink.scid, sink.scid],
+        ).fetchall()
+        [(reason, old_ppm, new_ppm, floor_ppm)] = con.execute(
+            "SELECT reason, old_fee_ppm, new_fee_ppm, inputs->>'refill_floor_ppm'"
+            " FROM fee_decisions WHERE scid = ? ORDER BY decided_at DESC LIMIT 1",
+            [sink.scid],
+        ).fetchall()
+    assert missed == 5
+    expected = min(-(-int(route_ppm) * 10 // 6), settings.fees.max_fee_ppm)
+    assert int(floor_ppm) == -(-int(route_ppm) * 10 // 6)
+    assert (reason, new_ppm) == ("refill_floor", expected)
+    assert old_ppm == 30 and new_ppm > old_ppm * 1.25  # past the step limit: a floor, in one move

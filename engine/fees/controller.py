@@ -11,7 +11,9 @@ Precedence, each step named in the decision's `reason`:
    `scarcity` when the multiplier changed the move) > drain_recovery (additive decrease after a
    drain defence, until the Thompson target is reached).
 5. at most max_step_pct per change, inside [floor, ceiling].
-6. hold_rate_limit within min_interval_s of the last change; hold_hysteresis below
+6. refill_floor: not below what refilling a channel costs while demand waits for its liquidity
+   (engine.fees.guards.refill_floor_ppm); a floor, so it skips the step limit but not the ceiling.
+7. hold_rate_limit within min_interval_s of the last change; hold_hysteresis below
    max(min_change_ppm, min_change_pct) so small moves do not spam gossip.
 """
 
@@ -30,6 +32,7 @@ from engine.fees.guards import (
     hysteresis_ppm,
     max_step_ppm,
     rate_limit_remaining_s,
+    refill_floor_ppm,
     scarcity_multiplier,
     step_toward,
 )
@@ -45,6 +48,7 @@ from models.fees import (
     FeeTuning,
     MarketView,
     PolicyKind,
+    RefillSignal,
 )
 from models.settings import FeeConfig
 
@@ -60,12 +64,14 @@ def decide_fee(
     rng: random.Random,
     *,
     policy: FeePolicy | None = None,
+    refill: RefillSignal | None = None,
     tuning: FeeTuning = DEFAULT_TUNING,
 ) -> FeeDecision:
     """The fee this channel should post now, why, and what the revenue model expects of it.
 
     `policy` is the resolved policy (engine.fees.policy.resolve_policy); None means dynamic
     within the global bounds. A fleet channel resolves to fleet whatever `policy` says.
+    `refill` (refill cost and missed demand) only matters to a dynamic channel.
     """
     if now.tzinfo is None:
         raise ValueError("decide_fee needs a timezone-aware `now` (UTC); got a naive datetime")
@@ -128,7 +134,17 @@ def decide_fee(
             tuning=tuning,
         )
     return _decide_dynamic(
-        channel, history, market, config, now, rng, model, floor_ppm, ceiling_ppm, inputs, tuning
+        channel,
+        history,
+        market,
+        config,
+        now,
+        rng,
+        model,
+        (floor_ppm, ceiling_ppm),
+        refill,
+        inputs,
+        tuning,
     )
 
 
@@ -140,11 +156,12 @@ def _decide_dynamic(
     now: datetime,
     rng: random.Random,
     model: RevenueModel,
-    floor_ppm: int,
-    ceiling_ppm: int,
+    bounds: tuple[int, int],
+    refill: RefillSignal | None,
     inputs: dict[str, Any],
     tuning: FeeTuning,
 ) -> FeeDecision:
+    floor_ppm, ceiling_ppm = bounds
     current = channel.fee_ppm
     base = config.base_fee_msat
     if not floor_ppm <= current <= ceiling_ppm:
@@ -168,6 +185,16 @@ def _decide_dynamic(
         # Exploration must never be swallowed by hysteresis: widen to the threshold.
         widened = current + math.copysign(threshold, proposed - current)
         proposed = int(min(max(widened, floor_ppm), ceiling_ppm))
+    refill_ppm = refill_floor_ppm(channel, refill, tuning)
+    if refill is not None:
+        inputs |= {
+            "refill_route_ppm": refill.route_ppm,
+            "refill_missed_forwards": refill.missed_forwards,
+            "refill_net_outflow_msat": refill.net_outflow_msat,
+            "refill_floor_ppm": refill_ppm,
+        }
+    if refill_ppm is not None and proposed < min(refill_ppm, ceiling_ppm):
+        proposed, reason = min(refill_ppm, ceiling_ppm), FeeReason.REFILL_FLOOR
     wait_s = rate_limit_remaining_s(channel, now, config)
     inputs |= {
         "target_ppm": target,

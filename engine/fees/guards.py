@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.fees import ChannelFeeState, FeeHistory, FeeTuning
+from models.fees import ChannelFeeState, FeeHistory, FeeTuning, RefillSignal
 from models.settings import FeeConfig
 
 
@@ -57,6 +57,30 @@ def drain_signal(channel: ChannelFeeState, history: FeeHistory, tuning: FeeTunin
         and hours_to_empty * 3600 < tuning.drain_horizon_s
     )
     return DrainSignal(active=active, net_outflow_msat=net_msat, hours_to_empty=hours_to_empty)
+
+
+def refill_floor_ppm(
+    channel: ChannelFeeState, refill: RefillSignal | None, tuning: FeeTuning
+) -> int | None:
+    """The least fee at which refilling this channel pays, while it sells more than it holds.
+
+    Replacement cost: a sink's outbound is only replaced by paying a circular route, so selling
+    it below that route's price guarantees no refill ever pays (the busy scenario's best sink
+    missed thousands of forwards at 30-300 ppm while its refill cost 480-570 ppm). Demand is
+    "more than it holds" when forwards failed for want of liquidity, or when its net outflow
+    over the window is at least what it has left. At route_ppm / refill_cost_share the
+    rebalance loop's EV gate clears; if demand does not hold at that price, the failures and
+    the outflow stop, the floor lapses and the ordinary rules take over. None when it does not
+    apply.
+    """
+    if refill is None or refill.route_ppm is None:
+        return None
+    if channel.local_share >= tuning.refill_max_share:
+        return None
+    selling = refill.net_outflow_msat > 0 and refill.net_outflow_msat >= channel.local_msat
+    if refill.missed_forwards < tuning.refill_min_missed and not selling:
+        return None
+    return math.ceil(refill.route_ppm / tuning.refill_cost_share)
 
 
 def hysteresis_ppm(current_ppm: int, config: FeeConfig, tuning: FeeTuning) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
@@ -11,7 +11,7 @@ import polars as pl
 from engine.fees.controller import decide_fee
 from engine.fees.inputs import build_fee_history, build_market_view, latest_change_at
 from engine.fees.policy import resolve_policy
-from models.fees import ChannelFeeState, FeeDecision, FeePolicy
+from models.fees import ChannelFeeState, FeeDecision, FeePolicy, RefillSignal
 from models.settings import FeeConfig
 
 
@@ -26,6 +26,9 @@ class FeeInputs:
     changes: pl.DataFrame  # fees.changes
     peer_policies: pl.DataFrame  # fees.peer_policies
     policies: tuple[FeePolicy, ...]
+    # fees.refill_quotes / fees.refill_demand; empty where the rebalance loop never priced a route
+    refill_quotes: pl.DataFrame = field(default_factory=pl.DataFrame)
+    demand: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def plan_fees(
@@ -36,6 +39,7 @@ def plan_fees(
         scid: ts.astimezone(UTC)
         for scid, ts in inputs.first_seen.select("scid", "first_seen_at").iter_rows()
     }
+    refills = refill_signals(inputs)
     decisions = []
     for channel in channel_states(inputs, now):
         policy = resolve_policy(
@@ -54,8 +58,39 @@ def plan_fees(
             observed_since=first_seen.get(channel.scid),
         )
         market = build_market_view(channel.peer_id, inputs.peer_policies, now=now)
-        decisions.append(decide_fee(channel, history, market, config, now, rng, policy=policy))
+        decisions.append(
+            decide_fee(
+                channel,
+                history,
+                market,
+                config,
+                now,
+                rng,
+                policy=policy,
+                refill=refills.get(channel.scid),
+            )
+        )
     return decisions
+
+
+def refill_signals(inputs: FeeInputs) -> dict[str, RefillSignal]:
+    """scid -> its refill quote and recent demand, for channels that have either."""
+    quotes = {
+        row["scid"]: row
+        for row in inputs.refill_quotes.iter_rows(named=True)
+        if row.get("route_ppm") is not None
+    }
+    demand = {row["scid"]: row for row in inputs.demand.iter_rows(named=True)}
+    signals = {}
+    for scid in sorted(quotes.keys() | demand.keys()):
+        quote, seen = quotes.get(scid, {}), demand.get(scid, {})
+        signals[scid] = RefillSignal(
+            scid=scid,
+            route_ppm=quote.get("route_ppm"),
+            missed_forwards=int(seen.get("missed_forwards") or 0),
+            net_outflow_msat=int(seen.get("net_outflow_msat") or 0),
+        )
+    return signals
 
 
 def channel_states(inputs: FeeInputs, now: datetime) -> list[ChannelFeeState]:

@@ -21,6 +21,7 @@ from models.rebalance import (
     MSAT_PER_SAT,
     PPM,
     ChannelClass,
+    DemandSample,
     FlowRole,
     RebalanceChannel,
     RebalanceTuning,
@@ -59,7 +60,15 @@ def classify_channels(
         .iter_rows(named=True)
     }
     missed = _missed(forwards, now - timedelta(seconds=tuning.flow_window_s), now)
-    recent = _recent_prices(window, now - timedelta(seconds=tuning.price_window_s), tuning)
+    channels = list(channels)
+    price_since = {
+        channel.scid: max(
+            now - timedelta(seconds=tuning.price_window_s),
+            channel.fee_changed_at or now - timedelta(seconds=tuning.price_window_s),
+        )
+        for channel in channels
+    }
+    recent = _recent_prices(window, price_since, tuning)
     inbound = {
         row["scid"]: int(row["in_msat"])
         for row in window.filter(pl.col("in_channel").is_not_null())
@@ -87,17 +96,59 @@ def classify_channels(
             missed_forwards=missed.get(channel.scid, (0, 0))[0],
             missed_msat=missed.get(channel.scid, (0, 0))[1],
             recent_fee_ppm=recent.get(channel.scid),
+            repriced=price_since[channel.scid] > now - timedelta(seconds=tuning.price_window_s),
+            demand_since_rise=_demand_since_rise(channel, window, forwards, now, tuning),
             detail=detail,
         )
     return classes
 
 
+def _demand_since_rise(
+    channel: RebalanceChannel,
+    window: pl.DataFrame,
+    forwards: pl.DataFrame,
+    now: datetime,
+    tuning: RebalanceTuning,
+) -> DemandSample | None:
+    """What asked to leave through `channel` since its fee was raised inside the flow window.
+
+    Demand seen at a lower fee overstates demand at the posted one: after the fees loop priced a
+    sink at its refill cost, the busy scenario's sinks kept 14 days of cheap demand in their
+    estimate, were refilled at 170-550 ppm, and the liquidity sat unsold at the new price.
+    """
+    rise_at = channel.fee_changed_at
+    if not channel.fee_raised or rise_at is None:
+        return None
+    if rise_at <= now - timedelta(seconds=tuning.flow_window_s):
+        return None
+    served = window.filter(
+        (pl.col("out_channel") == channel.scid) & (pl.col("resolved_at") >= rise_at)
+    )
+    missed = _missed(forwards, rise_at, now).get(channel.scid, (0, 0))
+    return DemandSample(
+        asked_forwards=served.height + missed[0],
+        asked_msat=int(served["out_msat"].fill_null(0).sum()) + missed[1],
+        window_s=max(1, int((now - rise_at).total_seconds())),
+    )
+
+
 def _recent_prices(
-    window: pl.DataFrame, since: datetime, tuning: RebalanceTuning
+    window: pl.DataFrame, since: dict[str, datetime], tuning: RebalanceTuning
 ) -> dict[str, int]:
-    """scid -> fee ppm paid by its outbound forwards since `since`, where enough of them did."""
+    """scid -> fee ppm paid by its outbound forwards since `since[scid]`, where enough did.
+
+    `since` starts at the channel's last fee change: forwards at an old fee say nothing about
+    what demand pays at the posted one (a sink whose fee was just raised to its refill cost
+    would otherwise be priced at its old fee for days, and never refilled).
+    """
+    starts = pl.DataFrame(
+        {"scid": list(since), "since": list(since.values())},
+        schema={"scid": pl.String, "since": window.schema["resolved_at"]},
+    )
     recent = (
-        window.filter(pl.col("out_channel").is_not_null() & (pl.col("resolved_at") >= since))
+        window.filter(pl.col("out_channel").is_not_null())
+        .join(starts, left_on="out_channel", right_on="scid", how="inner")
+        .filter(pl.col("resolved_at") >= pl.col("since"))
         .group_by(pl.col("out_channel").alias("scid"))
         .agg(
             pl.len().alias("n"),

@@ -39,14 +39,25 @@ from models.settings import RebalanceConfig
 SLING_MIN_LEFT_MSAT = 10_000 * MSAT_PER_SAT  # sling keeps amount + 10 k sat on a candidate
 
 
-def expected_demand_msat(cls: ChannelClass, horizon_s: int, tuning: RebalanceTuning) -> int:
+def expected_demand_msat(
+    cls: ChannelClass, horizon_s: int, tuning: RebalanceTuning, *, at_posted_fee: bool = False
+) -> int:
     """Outbound volume `cls` is expected to route over `horizon_s` (served plus missed for want
-    of liquidity), shrunk for thin evidence."""
-    asked = cls.out_forwards + cls.missed_forwards
+    of liquidity), shrunk for thin evidence. `at_posted_fee` (a destination, whose revenue is
+    priced at its posted fee): after a fee rise only the demand seen since the rise counts."""
+    sample = cls.demand_since_rise if at_posted_fee else None
+    if sample is None:
+        asked, asked_msat, window_s = (
+            cls.out_forwards + cls.missed_forwards,
+            cls.out_msat + cls.missed_msat,
+            cls.window_s,
+        )
+    else:
+        asked, asked_msat, window_s = sample.asked_forwards, sample.asked_msat, sample.window_s
     if asked == 0:
         return 0
     shrink = asked / (asked + tuning.demand_prior_forwards)
-    return int((cls.out_msat + cls.missed_msat) * horizon_s / cls.window_s * shrink)
+    return int(asked_msat * horizon_s / window_s * shrink)
 
 
 def dest_fee_ppm(channel: RebalanceChannel, cls: ChannelClass) -> int:
@@ -118,7 +129,11 @@ def demand_capped_amount_msat(
     more easily. The minimum keeps tiny demand from producing dust-sized jobs: the gate then
     judges the minimum attempt against that tiny revenue and refuses it.
     """
-    unserved = max(0, expected_demand_msat(dest_cls, tuning.horizon_s, tuning) - dest.local_msat)
+    unserved = max(
+        0,
+        expected_demand_msat(dest_cls, tuning.horizon_s, tuning, at_posted_fee=True)
+        - dest.local_msat,
+    )
     step_msat = tuning.amount_step_sat * MSAT_PER_SAT
     wanted = max(tuning.min_amount_sat * MSAT_PER_SAT, math.ceil(unserved / step_msat) * step_msat)
     return min(amount_msat, wanted)
@@ -145,7 +160,7 @@ def evaluate_pull(
     `cost_share` overrides the tuning's share of the gain that may be paid (a quoted route).
     """
     horizon_s = tuning.horizon_s
-    dest_demand = expected_demand_msat(dest_cls, horizon_s, tuning)
+    dest_demand = expected_demand_msat(dest_cls, horizon_s, tuning, at_posted_fee=True)
     extra = min(amount_msat, max(0, dest_demand - dest.local_msat))
     d_ppm = dest_fee_ppm(dest, dest_cls)
     revenue = extra * d_ppm // PPM

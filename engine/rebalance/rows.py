@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from models.budget import BudgetLedger, Reservation
@@ -106,6 +106,10 @@ def channel_from_row(row: dict[str, Any]) -> RebalanceChannel:
         fee_ppm=int(row["fee_ppm"]),
         base_fee_msat=int(row["base_fee_msat"]),
         usable=bool(row["usable"]),
+        fee_changed_at=None
+        if row.get("fee_changed_at") is None
+        else row["fee_changed_at"].astimezone(UTC),
+        fee_before_change_ppm=row.get("fee_before_change_ppm"),
     )
 
 

@@ -29,6 +29,7 @@ from models.fees import (
     FeeLevelStats,
     FeeReason,
     MarketView,
+    RefillSignal,
 )
 from models.settings import FeeConfig
 
@@ -220,6 +221,71 @@ def test_drain_defence_raises_multiplicatively_then_recovers_additively() -> Non
     down = decide_fee(after, calm, MARKET, FeeConfig(), NOW, random.Random(5))
     assert down.inputs["target_ppm"] == 185  # not the 25 % step to 146: −10 % of the market
     assert (down.reason, down.new_fee_ppm) == (FeeReason.DRAIN_RECOVERY, 185)
+
+
+def test_refill_floor_prices_a_depleted_channel_with_waiting_demand_above_its_refill_cost() -> None:
+    """5 % local, 12 forwards failed for want of liquidity, refill route quoted at 300 ppm: the
+    fee goes straight to 300 / 0.6 = 500 ppm (a floor skips the 25 % step), and no further."""
+    depleted = channel(local_msat=CAPACITY_MSAT // 20)
+    waiting = RefillSignal(scid=SCID, route_ppm=300, missed_forwards=12)
+    floor = decide_fee(
+        depleted, proven_history(), MARKET, FeeConfig(), NOW, random.Random(5), refill=waiting
+    )
+    assert (floor.reason, floor.new_fee_ppm) == (FeeReason.REFILL_FLOOR, 500)
+    assert floor.inputs["refill_floor_ppm"] == 500 and floor.inputs["refill_route_ppm"] == 300
+
+    # No failure yet, but it sold more in 3 days than it has left: the same floor.
+    selling = RefillSignal(scid=SCID, route_ppm=300, net_outflow_msat=CAPACITY_MSAT // 10)
+    sold = decide_fee(
+        depleted, proven_history(), MARKET, FeeConfig(), NOW, random.Random(5), refill=selling
+    )
+    assert (sold.reason, sold.new_fee_ppm) == (FeeReason.REFILL_FLOOR, 500)
+
+    capped = decide_fee(
+        depleted,
+        proven_history(),
+        MARKET,
+        FeeConfig(max_fee_ppm=400),
+        NOW,
+        random.Random(5),
+        refill=waiting,
+    )
+    assert capped.new_fee_ppm == 400  # the ceiling is a hard rule, the floor is not above it
+
+    rate_limited = decide_fee(
+        depleted.model_copy(update={"last_change_at": NOW - timedelta(hours=1)}),
+        proven_history(),
+        MARKET,
+        FeeConfig(),
+        NOW,
+        random.Random(5),
+        refill=waiting,
+    )
+    assert (rate_limited.reason, rate_limited.new_fee_ppm) == (FeeReason.HOLD_RATE_LIMIT, 100)
+
+
+@pytest.mark.parametrize(
+    ("local_share", "missed", "outflow_share", "route_ppm"),
+    [(0.6, 12, 0.7, 300), (0.05, 2, 0.04, 300), (0.05, 12, 0.1, None)],
+    ids=["outbound-heavy", "no-waiting-demand", "no-quote"],
+)
+def test_refill_floor_needs_scarce_liquidity_waiting_demand_and_a_quote(
+    local_share: float, missed: int, outflow_share: float, route_ppm: int | None
+) -> None:
+    state = channel(local_msat=int(CAPACITY_MSAT * local_share))
+    refill = RefillSignal(
+        scid=SCID,
+        route_ppm=route_ppm,
+        missed_forwards=missed,
+        net_outflow_msat=int(CAPACITY_MSAT * outflow_share),
+    )
+    with_signal = decide_fee(
+        state, proven_history(), MARKET, FeeConfig(), NOW, random.Random(5), refill=refill
+    )
+    without = decide_fee(state, proven_history(), MARKET, FeeConfig(), NOW, random.Random(5))
+    assert with_signal.reason is not FeeReason.REFILL_FLOOR
+    assert with_signal.new_fee_ppm == without.new_fee_ppm
+    assert with_signal.inputs["refill_floor_ppm"] is None
 
 
 def test_decision_carries_predictions_and_json_inputs() -> None:

@@ -385,3 +385,66 @@ def test_demand_is_priced_at_what_recent_forwards_paid_after_a_fee_rise() -> Non
     assert 395 <= classes[sink.scid].earned_fee_ppm <= 400
     few = pl.DataFrame([*old, *fresh[:2]])  # 2 recent forwards say too little: window price
     assert classify_channels([sink, *channels[1:]], few, NOW)[sink.scid].earned_fee_ppm < 200
+
+
+def test_demand_is_priced_only_by_forwards_since_the_last_fee_change() -> None:
+    """Raised to 400 ppm 12 hours ago with 2 forwards since: the forwards at 100 ppm before the
+    change do not price it, so the posted fee is the price (and the pull is judged at 400)."""
+    from engine.rebalance import classify_channels
+
+    channels, rows = busy_sink_node()
+    sink = channels[0].model_copy(
+        update={"fee_ppm": 400, "fee_changed_at": NOW - timedelta(hours=12)}
+    )
+    old = [dict(r, fee_msat=r["out_msat"] * 100 // 1_000_000) for r in rows]
+    fresh = [
+        dict(r, fee_msat=r["out_msat"] * 400 // 1_000_000, resolved_at=NOW - timedelta(hours=h))
+        for r, h in zip(rows, (2, 5), strict=False)
+    ]
+    frame = pl.DataFrame([*old, *fresh])
+    cls = classify_channels([sink, *channels[1:]], frame, NOW)[sink.scid]
+    assert cls.repriced and cls.recent_fee_ppm is None and cls.earned_fee_ppm is None
+    [proposal] = proposals(plan([sink, *channels[1:]], [*old, *fresh]))
+    assert proposal.inputs["evaluation"]["dest_fee_ppm"] == 400
+
+    unchanged = channels[0].model_copy(update={"fee_ppm": 400})
+    stale = classify_channels([unchanged, *channels[1:]], frame, NOW)[unchanged.scid]
+    assert not stale.repriced and stale.earned_fee_ppm < 200  # no change logged: window price
+
+
+def test_after_a_fee_rise_only_demand_seen_since_the_rise_justifies_a_refill() -> None:
+    """The sink sold 60 forwards at 312 ppm over 14 days, then its fee was raised to 600 ppm a
+    day ago. Nothing asked for it since: the old demand does not justify a refill at the new
+    price. Forwards failing for want of liquidity since the rise do."""
+    channels, rows = busy_sink_node()
+    before = [r for r in rows if r["resolved_at"] < NOW - timedelta(days=1)]
+    raised = channels[0].model_copy(
+        update={
+            "fee_ppm": 600,
+            "fee_changed_at": NOW - timedelta(days=1),
+            "fee_before_change_ppm": 312,
+        }
+    )
+    quiet = plan([raised, *channels[1:]], before)
+    assert not proposals(quiet)
+    assert skips(quiet)[raised.scid].reason is SkipReason.EV_BELOW_COST
+
+    failing = [
+        {
+            "in_channel": channels[1].scid,
+            "out_channel": raised.scid,
+            "in_msat": 80_000 * SAT,
+            "out_msat": 80_000 * SAT,
+            "fee_msat": 0,
+            "status": "local_failed",
+            "resolved_at": NOW - timedelta(hours=h),
+        }
+        for h in range(1, 20, 2)
+    ]
+    [proposal] = proposals(plan([raised, *channels[1:]], [*before, *failing]))
+    assert proposal.dest_scid == raised.scid
+    assert proposal.inputs["evaluation"]["dest_fee_ppm"] == 600
+
+    lowered = raised.model_copy(update={"fee_ppm": 200, "fee_before_change_ppm": 312})
+    [cheaper] = proposals(plan([lowered, *channels[1:]], before))  # a cut keeps the old demand
+    assert cheaper.dest_scid == lowered.scid

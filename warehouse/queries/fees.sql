@@ -15,6 +15,47 @@ SELECT in_channel, out_channel, in_msat, out_msat, fee_msat, status, resolved_at
 FROM forwards
 WHERE node_id = $node_id AND status = 'settled' AND resolved_at >= $since;
 
+-- name: refill_demand
+-- Per channel since $since: forwards CLN failed locally asking to leave through it (demand
+-- waiting for liquidity) and its settled net outflow (how fast it sells what it holds).
+WITH flows AS (
+    SELECT out_channel AS scid, status = 'local_failed' AS missed,
+           CASE WHEN status = 'settled' THEN coalesce(out_msat, 0) ELSE 0 END AS out_msat,
+           0 AS in_msat, coalesce(out_msat, in_msat, 0) AS asked_msat
+    FROM forwards
+    WHERE node_id = $node_id AND out_channel IS NOT NULL
+      AND status IN ('settled', 'local_failed') AND coalesce(resolved_at, received_at) >= $since
+    UNION ALL
+    SELECT in_channel, false, 0, coalesce(in_msat, 0), 0
+    FROM forwards
+    WHERE node_id = $node_id AND in_channel IS NOT NULL AND status = 'settled'
+      AND resolved_at >= $since
+)
+SELECT scid, count(*) FILTER (WHERE missed) AS missed_forwards,
+       coalesce(sum(asked_msat) FILTER (WHERE missed), 0)::BIGINT AS missed_msat,
+       (sum(out_msat) - sum(in_msat))::BIGINT AS net_outflow_msat
+FROM flows
+GROUP BY scid;
+
+-- name: refill_quotes
+-- The rebalance loop's latest gossip quote for the cheapest circular route back into each
+-- channel (its skips and its attempts both carry one): what refilling the channel costs.
+WITH quotes AS (
+    SELECT scid, decided_at AS quoted_at,
+           try_cast(json_extract_string(inputs, '$.route_ppm') AS BIGINT) AS route_ppm
+    FROM rebalance_skips
+    WHERE node_id = $node_id AND decided_at >= $since
+    UNION ALL
+    SELECT dest_scid, proposed_at,
+           try_cast(json_extract_string(inputs, '$.evaluation.route_ppm') AS BIGINT)
+    FROM rebalance_attempts
+    WHERE node_id = $node_id AND proposed_at >= $since
+)
+SELECT scid, arg_max(route_ppm, quoted_at) AS route_ppm, max(quoted_at) AS quoted_at
+FROM quotes
+WHERE route_ppm IS NOT NULL
+GROUP BY scid;
+
 -- name: changes
 SELECT scid, changed_at, new_ppm, reason, change_id, predicted_benefit_msat
 FROM fee_changes

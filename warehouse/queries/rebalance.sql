@@ -2,12 +2,23 @@
 
 -- name: channels
 -- Channels in the node's latest snapshot only (a closed channel's last row stays in channel_latest).
-SELECT scid, peer_id, is_fleet, capacity_msat, local_msat,
-       coalesce(fee_ppm, 0)::BIGINT AS fee_ppm, coalesce(fee_base_msat, 0) AS base_fee_msat,
-       state = 'CHANNELD_NORMAL' AND peer_connected AS usable, taken_at
-FROM channel_latest
-WHERE node_id = $node_id
-  AND taken_at = (SELECT max(taken_at) FROM node_snapshots WHERE node_id = $node_id);
+-- fee_changed_at / fee_before_change_ppm: the fees loop's last applied change of the posted fee
+-- (demand is priced, and after a rise measured, only since then).
+WITH last_change AS (
+    SELECT scid, max(changed_at) AS fee_changed_at,
+           arg_max(old_fee_ppm, changed_at)::BIGINT AS fee_before_change_ppm
+    FROM fee_changes
+    WHERE node_id = $node_id AND status = 'applied'
+    GROUP BY scid
+)
+SELECT c.scid, c.peer_id, c.is_fleet, c.capacity_msat, c.local_msat,
+       coalesce(c.fee_ppm, 0)::BIGINT AS fee_ppm, coalesce(c.fee_base_msat, 0) AS base_fee_msat,
+       c.state = 'CHANNELD_NORMAL' AND c.peer_connected AS usable, c.taken_at,
+       l.fee_changed_at, l.fee_before_change_ppm
+FROM channel_latest c
+LEFT JOIN last_change l USING (scid)
+WHERE c.node_id = $node_id
+  AND c.taken_at = (SELECT max(taken_at) FROM node_snapshots WHERE node_id = $node_id);
 
 -- name: forwards
 -- Settled forwards, and local failures with the channel they asked for (unserved demand).

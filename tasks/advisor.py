@@ -72,6 +72,7 @@ def load_channel_inputs(
         fee_step_pct=settings.fees.max_step_pct,
         rebalance_chunk_sat=settings.rebalance.chunk_sat,
         rebalance_max_fee_ppm=settings.rebalance.max_fee_ppm,
+        fee_config=settings.fees,
     )
 
 

@@ -1,18 +1,22 @@
 """Predicted benefit: the scan's raw estimate scaled by what this type of action really earned.
 
-Per type, actual ≈ k × raw. k is the weighted median of the measured ratios actual/raw, each
-weighted by |raw| (so it minimises Σ|actual − k·raw|, the absolute error the calibration report
-judges) and by how its outcome was measured (METHOD_WEIGHT), together with a prior at
-PRIOR_FACTOR worth `prior_strength` samples of typical weight:
+Per type, actual ≈ k × raw. m is the weighted median of the measured ratios actual/raw, each
+weighted by |raw| (so it minimises Σ|actual − m·raw|, the absolute error the calibration report
+judges) and by how its outcome was measured (METHOD_WEIGHT); k shrinks m toward the prior
+PRIOR_FACTOR, worth `prior_strength` outcomes, by how much trusted evidence there is:
 
-    k = weighted median of {actual_i / raw_i : w_i = |raw_i| · method_i}  ∪  {k0 : n0 · mean(w)}
+    m = weighted median of {actual_i / raw_i : w_i = |raw_i| · method_i}
+    n = Σ method_i                          (a before/after outcome counts a quarter)
+    k = (n0 · k0 + n · m) / (n0 + n)
 
 Why a median and not least squares: a fee outcome on a thin channel is one or two forwards
 either side of the change, so a few outcomes are 10-100× the estimate in either direction
 (engine/fees/outcomes.py). Replaying the audit demo, least squares let one of those swing k to
 −13 and the next predictions were worse than the prior's; the median moves with the bulk.
-The prior holds until the outcomes outweigh it (`prior_strength` outcomes of typical weight);
-then k is where the outcomes' ratios split in half.
+A shrunk median and not a median with the prior as one more point: that held k exactly at the
+prior until the outcomes outweighed it, then jumped to their median, so on the audit's thin
+traffic (a dozen low-trust outcomes in three weeks) nothing was learned for two weeks
+(bench/advisor.py); the blend moves k a little with every trusted outcome.
 Outcomes whose raw estimate was 0 teach nothing about k (0 × k is 0) and are not fitted.
 Confidence blends the prior confidence with how well the fit explains the outcomes.
 """
@@ -95,8 +99,8 @@ def _fit(
         return TypeCalibration(opportunity_type=kind, samples=0, factor=PRIOR_FACTOR, confidence=c0)
     weights = [abs(a) * m for a, m in zip(x, method_weights, strict=True)]
     ratios = [b / a for a, b in zip(x, y, strict=True)]
-    prior_weight = n0 * sum(weights) / n
-    k = weighted_median([*ratios, PRIOR_FACTOR], [*weights, prior_weight])
+    trusted = sum(method_weights)
+    k = (n0 * PRIOR_FACTOR + trusted * weighted_median(ratios, weights)) / (n0 + trusted)
     mae = sum(abs(b - k * a) for a, b in zip(x, y, strict=True)) / n
     scale = max(sum(abs(b) for b in y) / n, sum(abs(k * a) for a in x) / n, 1.0)
     fit = 1 / (1 + mae / scale)

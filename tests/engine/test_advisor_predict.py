@@ -17,6 +17,7 @@ from engine.advisor.predict import (
     weighted_median,
 )
 from models.advisor import AdvisorConfig, Opportunity, OpportunityType, OwnerLoop
+from tests.engine.test_advisor_scan import synthetic_fee_moves
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = AdvisorConfig()
@@ -68,11 +69,15 @@ def test_factor_converges_to_what_outcomes_really_earned() -> None:
     assert fit_calibration(samples(pairs), CONFIG)[OpportunityType.REBALANCE].samples == 0
 
 
-def test_the_prior_holds_until_outcomes_outweigh_it() -> None:
+def test_the_factor_moves_from_the_prior_with_every_trusted_outcome() -> None:
+    """Outcomes that all earned 0: k = (4 · 0.5 + n · 0) / (4 + n), so 3 outcomes already move
+    it and 36 nearly reach 0; a before/after outcome counts a quarter of a controlled one."""
     few = fit_calibration(samples([(10_000, 0)] * 3), CONFIG)[OpportunityType.FEE]
-    assert few.samples == 3 and few.factor == PRIOR_FACTOR  # 3 < prior_strength 4
-    many = fit_calibration(samples([(10_000, 0)] * 5), CONFIG)[OpportunityType.FEE]
-    assert many.factor == 0.0
+    assert few.samples == 3 and few.factor == pytest.approx(2 / 7)
+    many = fit_calibration(samples([(10_000, 0)] * 36), CONFIG)[OpportunityType.FEE]
+    assert many.factor == pytest.approx(0.05)
+    weak = samples([(10_000, 0)] * 4).with_columns(pl.lit("before_after").alias("method"))
+    assert fit_calibration(weak, CONFIG)[OpportunityType.FEE].factor == pytest.approx(0.4)
 
 
 def test_learning_ignores_outcomes_decided_after_now() -> None:
@@ -200,3 +205,20 @@ def test_relative_error_compares_halves_of_different_scale() -> None:
     assert row.second.prior_relative_error == pytest.approx(4.0) and row.beat_prior is True
     lines = format_calibration([row])
     assert "rel  4.00" in lines[0] and "improved, beat the prior" in lines[0]
+
+
+def test_calibrated_fee_estimates_beat_predicting_zero_and_a_shuffled_estimate_does_not() -> None:
+    """The scan's fee estimates on channels with known demand (test_advisor_scan), replayed
+    through the advisor's online calibration: the second half's predictions are well inside
+    predicting 0 (relative error 1.0). The same estimates shuffled against the outcomes (an
+    estimate that carries no information) calibrate to no better than 0."""
+    moves = synthetic_fee_moves(seed=5, trials=120)
+    pairs = [(o.raw_estimate_msat, round(actual)) for o, actual in moves]
+    end = START + timedelta(days=len(pairs) // 3)
+    (row,) = calibration_halves(replay(pairs), START, end)
+    assert row.second.relative_error is not None and row.second.relative_error < 0.85
+    raws = [raw for raw, _ in pairs]
+    random.Random(5).shuffle(raws)
+    shuffled = list(zip(raws, [actual for _, actual in pairs], strict=True))
+    (blind,) = calibration_halves(replay(shuffled), START, end)
+    assert blind.second.relative_error is not None and blind.second.relative_error > 0.95

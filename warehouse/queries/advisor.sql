@@ -3,7 +3,9 @@
 -- name: channel_stats
 -- The node's channels in its latest snapshot with their traffic since $since (settled and
 -- failed-for-balance outbound, settled inbound), recent activity since $idle_since, age and
--- rebalancing spent on them.
+-- rebalancing spent on them; and their fee history since $since: `fee_levels`, the hours,
+-- forwards, revenue and volume at each fee posted (from applied fee_changes), and the current
+-- fee's own period (`fee_changed_at` is NULL if hiveops never changed it).
 WITH latest AS (
     SELECT * FROM channel_latest
     WHERE node_id = $node_id
@@ -33,6 +35,57 @@ WITH latest AS (
     FROM rebalance_attempts
     WHERE node_id = $node_id AND finished_at >= $since AND fee_msat IS NOT NULL
     GROUP BY 1
+), changes AS (
+    SELECT c.scid, c.changed_at, c.old_fee_ppm, c.new_fee_ppm,
+           lead(c.changed_at) OVER (PARTITION BY c.scid ORDER BY c.changed_at) AS next_at,
+           row_number() OVER (PARTITION BY c.scid ORDER BY c.changed_at) AS nth
+    FROM fee_changes c JOIN latest l USING (scid)
+    WHERE c.node_id = $node_id AND c.status = 'applied' AND c.changed_at < l.taken_at
+), periods AS (
+    -- each fee the channel posted and when: after every applied change until the next one,
+    -- before its first change at that change's old fee, and without any change at the fee it
+    -- posts now, from its first snapshot on
+    SELECT scid, new_fee_ppm AS fee_ppm, changed_at AS period_start, next_at AS period_end
+    FROM changes
+    UNION ALL
+    SELECT c.scid, c.old_fee_ppm, s.first_seen_at, c.changed_at
+    FROM changes c JOIN seen s USING (scid) WHERE c.nth = 1
+    UNION ALL
+    SELECT l.scid, l.fee_ppm, s.first_seen_at, NULL
+    FROM latest l JOIN seen s USING (scid) ANTI JOIN changes c USING (scid)
+), clipped AS (
+    SELECT p.scid, p.fee_ppm, greatest(p.period_start, $since) AS period_start,
+           coalesce(p.period_end, l.taken_at) AS period_end, p.period_end IS NULL AS is_current
+    FROM periods p JOIN latest l USING (scid)
+    WHERE coalesce(p.period_end, l.taken_at) > greatest(p.period_start, $since)
+), traffic AS (
+    SELECT p.scid, p.fee_ppm, p.is_current, p.period_start,
+           (epoch(p.period_end) - epoch(p.period_start)) / 3600.0 AS hours,
+           count(f.fee_msat) AS forwards,
+           coalesce(sum(f.fee_msat), 0)::BIGINT AS revenue_msat,
+           coalesce(sum(f.out_msat), 0)::BIGINT AS volume_msat
+    FROM clipped p
+    LEFT JOIN forwards f
+      ON f.node_id = $node_id AND f.status = 'settled' AND f.out_channel = p.scid
+     AND f.resolved_at >= p.period_start AND f.resolved_at < p.period_end
+    GROUP BY ALL
+), levels AS (
+    SELECT scid,
+           list({'fee_ppm': fee_ppm, 'hours': hours, 'forwards': forwards,
+                 'revenue_msat': revenue_msat, 'volume_msat': volume_msat} ORDER BY fee_ppm)
+               AS fee_levels
+    FROM (
+        SELECT scid, fee_ppm, sum(hours) AS hours, sum(forwards)::BIGINT AS forwards,
+               sum(revenue_msat)::BIGINT AS revenue_msat, sum(volume_msat)::BIGINT AS volume_msat
+        FROM traffic GROUP BY ALL
+    )
+    GROUP BY scid
+), current_fee AS (
+    SELECT scid, period_start AS fee_since, hours AS fee_hours, forwards AS fee_forwards,
+           revenue_msat AS fee_revenue_msat
+    FROM traffic WHERE is_current
+), last_change AS (
+    SELECT scid, max(changed_at) AS fee_changed_at FROM changes GROUP BY 1
 )
 SELECT l.scid, l.peer_id, l.is_fleet, l.capacity_msat, l.local_msat,
        coalesce(l.fee_ppm, 0)::BIGINT AS fee_ppm,
@@ -44,12 +97,19 @@ SELECT l.scid, l.peer_id, l.is_fleet, l.capacity_msat, l.local_msat,
        coalesce(o.out_fee_msat, 0)::BIGINT AS out_fee_msat,
        coalesce(o.failed_out_msat, 0)::BIGINT AS failed_out_msat,
        coalesce(r.recent_forwards, 0)::BIGINT AS recent_forwards,
-       coalesce(b.rebalance_fee_msat, 0)::BIGINT AS rebalance_fee_msat
+       coalesce(b.rebalance_fee_msat, 0)::BIGINT AS rebalance_fee_msat,
+       lv.fee_levels, lc.fee_changed_at,
+       coalesce(cf.fee_hours, 0.0) AS fee_hours,
+       coalesce(cf.fee_forwards, 0)::BIGINT AS fee_forwards,
+       coalesce(cf.fee_revenue_msat, 0)::BIGINT AS fee_revenue_msat
 FROM latest l
 LEFT JOIN outbound o USING (scid)
 LEFT JOIN recent r USING (scid)
 LEFT JOIN seen s USING (scid)
 LEFT JOIN rebalanced b USING (scid)
+LEFT JOIN levels lv USING (scid)
+LEFT JOIN last_change lc USING (scid)
+LEFT JOIN current_fee cf USING (scid)
 ORDER BY l.scid;
 
 -- name: peer_policies

@@ -183,3 +183,45 @@ def test_dry_run_records_decisions_and_moves_nothing(
     channels = _rows(path, "SELECT count(*) FROM channel_latest")[0][0]
     attempts = _rows(path, "SELECT count(*) FROM rebalance_attempts")[0][0]
     assert skips + attempts == channels  # every channel got a decision
+
+
+def test_busy_sinks_are_priced_at_refill_cost_then_refilled_within_budget(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    """Busy traffic, 7 days (bench/rebalance.py runs 21): the fees loop prices the depleted,
+    demanded sinks at their refill route's cost, the rebalance loop then refills them, most
+    attempts move liquidity, none is below its gate and no day spends over its budget."""
+    from flows.fees import fees
+
+    with SimFleet("busy", workdir=tmp_path / "sim") as busy:
+        path = busy.write_config(tmp_path / "hiveops.toml", tmp_path / "hiveops.duckdb")
+        start = busy.now
+        busy.advance(HOUR_S)
+        for _ in range(14):
+            collect(config_path=str(path), now=busy.now)
+            if (busy.now - start) % 86_400 < 12 * HOUR_S:
+                fees(config_path=str(path), now=busy.now)
+            rebalance(config_path=str(path), now=busy.now)
+            busy.advance(12 * HOUR_S)
+        collect(config_path=str(path), now=busy.now)
+        rebalance(config_path=str(path), now=busy.now)  # reconcile the last jobs
+    floors = _rows(path, "SELECT count(*) FROM fee_decisions WHERE reason = 'refill_floor'")
+    assert floors[0][0] >= 1
+    finished, moved = _rows(
+        path,
+        "SELECT count(*), count(*) FILTER (WHERE moved_msat > 0) FROM rebalance_attempts "
+        "WHERE state IN ('succeeded', 'failed')",
+    )[0]
+    assert finished >= 3 and moved >= 0.6 * finished
+    below = _rows(
+        path,
+        "SELECT count(*) FROM rebalance_attempts WHERE purpose = 'ev' AND "
+        "expected_revenue_msat - opportunity_cost_msat < max_cost_msat",
+    )
+    assert below[0][0] == 0
+    over = _rows(
+        path,
+        "SELECT count(*) FROM budget_ledger "
+        "WHERE rebalance_spent_msat + onchain_spent_msat > budget_msat",
+    )
+    assert over[0][0] == 0

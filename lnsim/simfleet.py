@@ -15,6 +15,7 @@ from lnsim.rpcmethods import PARAMS_ORDER, NodeMethods
 from lnsim.rpcserver import Faults, NodeServer
 from lnsim.scenario_model import Scenario, load_scenario
 from lnsim.simmarket import Market
+from lnsim.state import Channel
 from lnsim.topology import build_network
 
 
@@ -99,6 +100,17 @@ class SimFleet:
             if peer_id not in self.net.nodes:
                 raise KeyError(f"no node {peer_id} in the simulated network")
             self.market.set_node_online(peer_id, online)
+
+    def external_channels(self, name: str) -> list[Channel]:
+        """Member `name`'s open channels to nodes outside the fleet (the ones the market routes
+        over and tests fill or drain). Call with `net.lock` held when the result is used."""
+        me = self.node_ids[name]
+        members = set(self.node_ids.values())
+        return [
+            c
+            for c in self.net.channels_of(me)
+            if c.is_normal and c.other(me) not in members and c.to_node1_msat is not None
+        ]
 
     def route_payments(
         self, name: str, in_scid: str, out_scid: str, amount_msat: int, parts: int = 1

@@ -153,13 +153,8 @@ def test_a_drained_channel_with_waiting_demand_is_priced_at_its_refill_cost(
     path = config(fleet, tmp_path)
     cycle(fleet, path)
     me = fleet.node_ids["nexus-02"]
-    members = set(fleet.node_ids.values())
     with fleet.net.lock:
-        external = [
-            c
-            for c in fleet.net.channels_of(me)
-            if c.is_normal and c.other(me) not in members and c.to_node1_msat is not None
-        ]
+        external = fleet.external_channels("nexus-02")
         into = max(external, key=lambda c: c.capacity_msat - c.local_msat(me))
         inbound_msat = into.capacity_msat - into.local_msat(me)
         sink = max(

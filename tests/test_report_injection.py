@@ -10,6 +10,7 @@ Tests that touch the shared simulator undo their fault; the simulated clock only
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from flows.rebalance import rebalance
 from flows.report import report
 from hiveops import approvecli
 from lnsim.simfleet import SimFleet
-from models.report import Finding, report_config_of
+from models.report import Finding, ReportConfig, report_config_of
 from models.settings import load_settings
 from tasks.report import load_report_inputs
 from warehouse import db
@@ -226,9 +227,12 @@ def test_fleet_fee_nonzero_fires_when_a_fleet_channel_gets_a_fee_on_the_node(
     channel = next(c for c in rpc.listpeerchannels()["channels"] if c["peer_id"] in members)
     scid = channel["short_channel_id"]
     rpc.setchannel(scid, feebase=1000, feeppm=25)
+    # Run first, the simulator is still at the base's instant, whose snapshot a collect there
+    # would keep; one second on the loops' clock (not the simulator's: a sling step would run).
+    now = max(sim.now, base.at + 1)
     try:
-        collect(config_path=str(path), now=sim.now)
-        summary = run_report(path, sim.now, "fleet_fee_nonzero")
+        collect(config_path=str(path), now=now)
+        summary = run_report(path, now, "fleet_fee_nonzero")
     finally:
         rpc.setchannel(scid, feebase=0, feeppm=0)
     assert f"{scid} on nexus-01: 1000 msat + 25 ppm" in summary
@@ -239,29 +243,54 @@ def test_one_sided_channels_fires_when_payments_fill_one_more_channel(
     base: Base, sim: SimFleet, tmp_path: Path
 ) -> None:
     """The audit fleet sits just under the bound (4 of 17 external channels one-sided);
-    customers paying through nexus-02 fill one more channel to 98 % local."""
-    path = copy_base(base, tmp_path)
-    control = assert_quiet(path, base.at, "one_sided_channels")
-    me = sim.node_ids["nexus-02"]
-    members = set(sim.node_ids.values())
+    customers paying through nexus-02 fill as many channels to 98 % local as it takes to cross
+    it (one, from the base). How many it takes is counted in the simulator itself, so the test
+    does not hinge on what the shared simulator did before it, and a collect into a fresh
+    warehouse must find exactly that many. The payments are paid back after, and the clock
+    does not move, so the tests after it find the fleet as it was."""
+    (tmp_path / "control").mkdir()
+    assert_quiet(copy_base(base, tmp_path / "control"), base.at, "one_sided_channels")
+    config = ReportConfig()
     with sim.net.lock:
-        external = [
-            c
-            for c in sim.net.channels_of(me)
-            if c.is_normal and c.other(me) not in members and c.to_node1_msat is not None
+        shares = [
+            c.local_msat(sim.node_ids[name]) / c.capacity_msat
+            for name in sim.node_ids
+            for c in sim.external_channels(name)
         ]
-        middle = [c for c in external if 0.3 < c.local_msat(me) / c.capacity_msat < 0.8]
-        fill = min(middle, key=lambda c: c.capacity_msat - c.local_msat(me))
-        source = max(external, key=lambda c: c.local_msat(me))
-        amount_msat = int(fill.capacity_msat * 0.98) - fill.local_msat(me)
-    assert source.local_msat(me) - amount_msat > 0.3 * source.capacity_msat
-    assert sim.route_payments("nexus-02", fill.scid, source.scid, amount_msat, parts=4) == 4
-    collect(config_path=str(path), now=sim.now)
+    one_sided = sum(
+        not config.one_sided_low_share <= s <= config.one_sided_high_share for s in shares
+    )
+    need = math.floor(config.one_sided_max_fraction * len(shares)) + 1 - one_sided
+    assert need >= 1
+    path = write_config(sim, tmp_path)
+    filled: list[tuple[str, str, int]] = []
+    try:
+        _fill(sim, need, filled)
+        collect(config_path=str(path), now=sim.now)
+    finally:
+        for fill_scid, source_scid, amount_msat in reversed(filled):
+            sim.route_payments("nexus-02", source_scid, fill_scid, amount_msat, parts=4)
     summary = run_report(path, sim.now, "one_sided_channels")
-    one_sided = len(control.evidence["depleted"]) + len(control.evidence["full"])
-    assert summary.startswith(f"{one_sided + 1} of {control.evidence['external_channels']}")
+    assert summary.startswith(f"{one_sided + need} of {len(shares)}")
     evidence = judge(path, sim.now)["one_sided_channels"].evidence
-    assert fill.scid in {c["scid"] for c in evidence["full"]}
+    assert {f for f, _, _ in filled} <= {c["scid"] for c in evidence["full"]}
+
+
+def _fill(sim: SimFleet, need: int, filled: list[tuple[str, str, int]]) -> None:
+    """Fill `need` of nexus-02's mid-balanced external channels to 98 % local from its fullest
+    one; each fill is appended as (filled, source, amount settled)."""
+    me = sim.node_ids["nexus-02"]
+    for _ in range(need):
+        with sim.net.lock:
+            external = sim.external_channels("nexus-02")
+            middle = [c for c in external if 0.3 < c.local_msat(me) / c.capacity_msat < 0.8]
+            fill = min(middle, key=lambda c: c.capacity_msat - c.local_msat(me))
+            source = max(external, key=lambda c: c.local_msat(me))
+            amount_msat = int(fill.capacity_msat * 0.98) - fill.local_msat(me)
+        assert source.local_msat(me) - amount_msat > 0.3 * source.capacity_msat
+        settled = sim.route_payments("nexus-02", fill.scid, source.scid, amount_msat, parts=4)
+        filled.append((fill.scid, source.scid, amount_msat * settled // 4))
+        assert settled == 4
 
 
 def test_rebalances_failing_fires_when_the_sink_peer_vanishes_mid_job(

@@ -16,7 +16,9 @@ before-rate by: that trend, noise to the advisor, is over half of the busy outco
 Scenarios run in parallel worker processes, each with its own Prefect home: the default (audit
 and busy, 21 days) takes about 5-6 minutes on 2 cores. The loops never read the advisor's
 decisions, so every run of a scenario replays the same fees and outcomes; only which decisions
-get linked can differ with the estimate.
+get linked can differ with the estimate. The calibration learns from its own measured decisions
+and from its estimate scored on every measured change of the fees loop (engine/advisor/backtest.py);
+both counts are printed, with how well the estimate ranks the fees loop's outcomes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class ScenarioRun:
     start_s: int = 0
     end_s: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # the advisor's estimate scored on the fees loop's measured changes (advisor.backtest_samples)
+    backtests: list[dict[str, Any]] = field(default_factory=list)
     decisions: dict[str, int] = field(default_factory=dict)
     outcome_methods: dict[str, int] = field(default_factory=dict)
     # (raw estimate, the channel's own revenue change over the window with the trend left out)
@@ -126,6 +130,7 @@ def read_results(run: ScenarioRun, warehouse: Path) -> None:
     until = datetime.fromtimestamp(run.end_s, UTC)
     with db.reader(warehouse) as con:
         run.samples = db.fetch_frame(con, "advisor.calibration_samples", until=until).to_dicts()
+        run.backtests = db.fetch_frame(con, "advisor.backtest_samples", until=until).to_dicts()
         run.decisions = {
             f"{r[0]}:{r[1]}": r[2]
             for r in con.execute(
@@ -187,13 +192,46 @@ def spearman(x: list[float], y: list[float]) -> float | None:
     return cov / math.sqrt(vx * vy) if vx > 0 and vy > 0 else None
 
 
+def _half_rows(kind: str, typed: list[dict[str, Any]], middle: Any) -> list[str]:
+    """One table row per half: samples, relative error calibrated / prior / zero, mean |actual|."""
+    from datetime import UTC
+
+    from engine.advisor.predict import PRIOR_FACTOR
+
+    lines = []
+    for label, part in (
+        ("first", [s for s in typed if s["decided_at"].astimezone(UTC) < middle]),
+        ("second", [s for s in typed if s["decided_at"].astimezone(UTC) >= middle]),
+    ):
+        actual = [float(s["actual_benefit_msat"]) for s in part]
+        cal = [
+            abs(float(s["predicted_benefit_msat"]) - a) for s, a in zip(part, actual, strict=True)
+        ]
+        prior = [
+            abs(round(PRIOR_FACTOR * float(s["raw_estimate_msat"])) - a)
+            for s, a in zip(part, actual, strict=True)
+        ]
+        zero = [abs(a) for a in actual]
+        mean_actual = f"{sum(zero) / len(zero) / 1000:,.1f}" if zero else "-"
+        lines.append(
+            f"   {kind:<11}{label:<7}{len(part):>4}{_rel(cal, actual):>12}"
+            f"{_rel(prior, actual):>8}{_rel(zero, actual):>7}{mean_actual:>19}"
+        )
+    return lines
+
+
 def score(run: ScenarioRun) -> list[str]:
     """The per-type, per-half table for one scenario (lines to print)."""
     from datetime import UTC, datetime
 
     import polars as pl
 
-    from engine.advisor.predict import PRIOR_FACTOR, fit_calibration
+    from engine.advisor.predict import (
+        PRIOR_FACTOR,
+        fit_calibration,
+        training_samples,
+        walk_forward,
+    )
     from models.advisor import AdvisorConfig, OpportunityType
 
     end = datetime.fromtimestamp(run.end_s, UTC)
@@ -204,37 +242,42 @@ def score(run: ScenarioRun) -> list[str]:
     ]
     for kind in sorted({s["opportunity_type"] for s in run.samples}):
         typed = [s for s in run.samples if s["opportunity_type"] == kind]
-        for label, part in (
-            ("first", [s for s in typed if s["decided_at"].astimezone(UTC) < middle]),
-            ("second", [s for s in typed if s["decided_at"].astimezone(UTC) >= middle]),
-        ):
-            actual = [float(s["actual_benefit_msat"]) for s in part]
-            cal = [
-                abs(float(s["predicted_benefit_msat"]) - a)
-                for s, a in zip(part, actual, strict=True)
-            ]
-            prior = [
-                abs(round(PRIOR_FACTOR * float(s["raw_estimate_msat"])) - a)
-                for s, a in zip(part, actual, strict=True)
-            ]
-            zero = [abs(a) for a in actual]
-            mean_actual = f"{sum(zero) / len(zero) / 1000:,.1f}" if zero else "-"
-            lines.append(
-                f"   {kind:<11}{label:<7}{len(part):>4}{_rel(cal, actual):>12}"
-                f"{_rel(prior, actual):>8}{_rel(zero, actual):>7}{mean_actual:>19}"
-            )
+        lines += _half_rows(kind, typed, middle)
         raw = [float(s["raw_estimate_msat"]) for s in typed]
         actual = [float(s["actual_benefit_msat"]) for s in typed]
         signed = [(r, a) for r, a in zip(raw, actual, strict=True) if r != 0 and a != 0]
         agree = sum(1 for r, a in signed if (r > 0) == (a > 0))
         rho = spearman(raw, actual)
         zero_raw = sum(1 for r in raw if r == 0)
-        fitted = fit_calibration(pl.DataFrame(typed), AdvisorConfig(), before=end)
+        backtested = [s for s in run.backtests if s["opportunity_type"] == kind]
+        evidence = training_samples(pl.DataFrame(typed), pl.DataFrame(backtested))
+        fitted = fit_calibration(evidence, AdvisorConfig(), before=end)
         lines.append(
             f"   {kind:<11}whole run: raw sign matched the outcome's in {agree}/{len(signed)}"
             f" (both non-zero), raw 0 on {zero_raw}/{len(raw)}, rank correlation raw~actual "
             f"{'-' if rho is None else f'{rho:+.2f}'}, factor fitted at the end "
-            f"{fitted[OpportunityType(kind)].factor:.2f} (prior {PRIOR_FACTOR})"
+            f"{fitted[OpportunityType(kind)].factor:.2f} (prior {PRIOR_FACTOR}) on "
+            f"{len(typed)} own + {len(backtested)} backtested outcomes"
+        )
+        if backtested:
+            braw = [float(s["raw_estimate_msat"]) for s in backtested]
+            bact = [float(s["actual_benefit_msat"]) for s in backtested]
+            bsigned = [(r, a) for r, a in zip(braw, bact, strict=True) if r != 0 and a != 0]
+            bagree = sum(1 for r, a in bsigned if (r > 0) == (a > 0))
+            brho = spearman(braw, bact)
+            lines.append(
+                f"   {kind:<11}the estimate on the fees loop's own measured changes: sign matched "
+                f"in {bagree}/{len(bsigned)}, raw 0 on {sum(1 for r in braw if r == 0)}/"
+                f"{len(braw)}, rank correlation {'-' if brho is None else f'{brho:+.2f}'}"
+            )
+    if run.backtests:
+        changes = walk_forward(
+            pl.DataFrame(run.samples), pl.DataFrame(run.backtests), AdvisorConfig()
+        )
+        lines += _half_rows("fee chg", changes.to_dicts(), middle)
+        lines.append(
+            f"   {'fee chg':<11}= the fees loop's measured changes, each predicted by the "
+            f"calibration in force at its instant (walk-forward)"
         )
     if run.fee_own_change:
         rho = spearman([r for r, _ in run.fee_own_change], [o for _, o in run.fee_own_change])

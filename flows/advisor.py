@@ -28,7 +28,7 @@ from engine.advisor.decide import (
     score_penalties,
 )
 from engine.advisor.graph import NodeEconomics, scan_fleet_proposals, scan_opens
-from engine.advisor.predict import fit_calibration
+from engine.advisor.predict import fit_calibration, training_samples
 from engine.advisor.scan import ChannelInputs, scan_channels
 from flows.common import LoopFailed, current_run_id, resolve_now
 from models.advisor import (
@@ -57,6 +57,7 @@ from tasks.advisor import (
     record_answer_task,
     record_decisions,
 )
+from tasks.advisor_backtest import backtest_fee_changes
 from tasks.fees import known_node_ids
 from tasks.ledger import FLEET_WIDE, heartbeat_finish, heartbeat_start, raise_alert
 
@@ -105,7 +106,9 @@ def decide_all(
 ) -> tuple[list[AdvisorDecision], list[Skipped], list[AlertSpec]]:
     memory = build_memory(learning.rejections, config)
     ctx = DecideContext(
-        calibrations=fit_calibration(learning.samples, config, before=now),
+        calibrations=fit_calibration(
+            training_samples(learning.samples, learning.backtests), config, before=now
+        ),
         memory=memory,
         open_keys=learning.open_keys,
         rates=rejection_rates(learning.answers),
@@ -125,7 +128,20 @@ def advisor(config_path: str | None = None, now: datetime | float | None = None)
     for node in settings.nodes:
         heartbeat_start(wh, run_id, LOOP, node.name, at)
     linked = link_owned_actions(wh)  # before expiry: a move made in time still counts
-    housekeeping = {"linked": linked, "expired": expire_decisions(wh, at)}
+    housekeeping = {"linked": linked, "expired": expire_decisions(wh, at), "backtested": 0}
+    errors: dict[str, str | None] = {}
+    for node in settings.nodes:  # before learning: today's fee changes are evidence too
+        node_id = node.node_id or names.get(node.name)
+        if node_id is None:
+            continue
+        scored = backtest_fee_changes(wh, node_id, settings, config, at, return_state=True)
+        if scored.is_failed():  # learning from less is no reason to stop deciding: alert
+            errors[node.name] = (
+                f"node {node.name}: scoring fee changes for calibration failed: "
+                f"{scored.result(raise_on_failure=False)}"
+            )
+        else:
+            housekeeping["backtested"] += scored.result()
     learning = load_learning(wh, at)
     fleet_ids = fleet_node_ids(wh)
     graph, graph_error = None, None
@@ -135,13 +151,12 @@ def advisor(config_path: str | None = None, now: datetime | float | None = None)
             graph = fetched.result()
             break
         graph_error = str(fetched.result(raise_on_failure=False))
-    errors: dict[str, str | None] = {}
     opportunities: list[Opportunity] = []
     economics: dict[str, NodeEconomics] = {}
     node_of: dict[str, str] = {}
     for node in settings.nodes:
         node_id = node.node_id or names.get(node.name)
-        errors[node.name] = None
+        errors.setdefault(node.name, None)
         if node_id is None:
             errors[node.name] = f"node {node.name} has never been collected; run collect first"
             continue

@@ -26,6 +26,8 @@ from flows.outcomes import outcomes
 from flows.rebalance import rebalance
 from flows.report import report
 from flows.watchdog import watchdog
+from models.advisor import AdvisorConfig, advisor_config
+from models.settings import load_settings
 from tasks.advisor import calibration_report
 from warehouse import db
 
@@ -116,7 +118,7 @@ def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
         _let_prefect_settle()
     print()
     _summary(warehouse, config, sim_forwards, time.monotonic() - started)
-    _calibration(warehouse, *period)
+    _calibration(warehouse, *period, advisor_config(load_settings(config)))
     return 1 if failures else 0
 
 
@@ -216,7 +218,7 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
     print(f'query it:  .venv/bin/hiveops sql --config {config} "select * from budget_ledger"')
 
 
-def _calibration(warehouse: Path, start: datetime, end: datetime) -> None:
+def _calibration(warehouse: Path, start: datetime, end: datetime, config: AdvisorConfig) -> None:
     """Fee outcomes by method, and whether the advisor's predictions got closer over the run."""
     with db.reader(warehouse) as con:
         methods = db.fetch_all(con, "fees.outcome_methods")
@@ -229,7 +231,8 @@ def _calibration(warehouse: Path, start: datetime, end: datetime) -> None:
         )
     print(
         f"advisor calibration, {start:%Y-%m-%d} to {end:%Y-%m-%d} (mean absolute error of the "
-        f"predictions made in each half; prior = what the uncalibrated prior would have scored):"
+        f"predictions made in each half; prior = what the uncalibrated prior would have scored; "
+        f"fee changes = the fees loop's changes as the calibration then in force predicted them):"
     )
-    for line in calibration_report(warehouse, start, end):
+    for line in calibration_report(warehouse, start, end, config):
         print(line)

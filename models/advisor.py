@@ -221,11 +221,14 @@ def _ratio(error: float | None, scale: float | None) -> float | None:
 
 
 class CalibrationRow(_Frozen):
-    """Prediction error of one type in the first vs the second half of a period."""
+    """Prediction error of one type in the first vs the second half of a period: of the
+    advisor's own decisions as made, or (`evidence` = "fee changes") of the fees loop's changes
+    as the calibration in force at each would have predicted them (walk-forward)."""
 
     opportunity_type: OpportunityType
     first: CalibrationHalf
     second: CalibrationHalf
+    evidence: str = "decisions"
 
     @property
     def improved(self) -> bool | None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from prefect import task
 
@@ -44,25 +45,36 @@ def load_channel_inputs(
     warehouse_path: Path, node_id: str, settings: Settings, config: AdvisorConfig, now: datetime
 ) -> ChannelInputs:
     with db.writer(warehouse_path, who="advisor read") as con:
-        channels = db.fetch_frame(
-            con,
-            "advisor.channel_stats",
-            node_id=node_id,
-            since=now - timedelta(days=LOOKBACK_DAYS),
-            idle_since=now - timedelta(days=config.close_idle_days),
-        )
-        peer_policies = db.fetch_frame(con, "advisor.peer_policies", node_id=node_id)
-        policies = tuple(
-            FeePolicy.model_validate(r) for r in db.fetch_all(con, "advisor.fee_policies")
-        )
-    if channels.is_empty():
+        inputs = read_channel_inputs(con, node_id, settings, config, now)
+    if inputs.channels.is_empty():
         raise NoFreshSnapshot(f"no channel snapshot for node {node_id}: run collect first")
-    age_s = (now - channels["taken_at"].max().astimezone(UTC)).total_seconds()  # type: ignore[union-attr]
+    age_s = (now - inputs.channels["taken_at"].max().astimezone(UTC)).total_seconds()  # type: ignore[union-attr]
     if age_s > STALE_SNAPSHOT_S:
         raise NoFreshSnapshot(
             f"latest snapshot of node {node_id} is {age_s / 3600:.1f} h old; the advisor decides "
             f"only on state younger than {STALE_SNAPSHOT_S // 3600} h (is collect running?)"
         )
+    return inputs
+
+
+def read_channel_inputs(
+    con: duckdb.DuckDBPyConnection,
+    node_id: str,
+    settings: Settings,
+    config: AdvisorConfig,
+    as_of: datetime,
+) -> ChannelInputs:
+    """The scan's inputs from the warehouse as it stood at `as_of` (nothing later is read)."""
+    channels = db.fetch_frame(
+        con,
+        "advisor.channel_stats",
+        node_id=node_id,
+        as_of=as_of,
+        since=as_of - timedelta(days=LOOKBACK_DAYS),
+        idle_since=as_of - timedelta(days=config.close_idle_days),
+    )
+    peer_policies = db.fetch_frame(con, "advisor.peer_policies", node_id=node_id, as_of=as_of)
+    policies = tuple(FeePolicy.model_validate(r) for r in db.fetch_all(con, "advisor.fee_policies"))
     return ChannelInputs(
         node_id=node_id,
         channels=channels,
@@ -117,7 +129,8 @@ def fleet_node_ids(warehouse_path: Path) -> frozenset[str]:
 class Learning:
     """What earlier decisions taught: measured outcomes, rejections, live decisions, alerts."""
 
-    samples: pl.DataFrame
+    samples: pl.DataFrame  # advisor.calibration_samples: the advisor's own decisions
+    backtests: pl.DataFrame  # advisor.backtest_samples: its estimate on the fees loop's changes
     rejections: pl.DataFrame
     answers: pl.DataFrame
     open_keys: frozenset[tuple[OpportunityType, str]]
@@ -128,6 +141,7 @@ class Learning:
 def load_learning(warehouse_path: Path, now: datetime) -> Learning:
     with db.writer(warehouse_path, who="advisor read") as con:
         samples = db.fetch_frame(con, "advisor.calibration_samples", until=now)
+        backtests = db.fetch_frame(con, "advisor.backtest_samples", until=now)
         rejections = db.fetch_frame(con, "advisor.rejections")
         answers = db.fetch_frame(
             con, "advisor.answers", since=now - timedelta(days=ANSWER_WINDOW_DAYS)
@@ -136,6 +150,7 @@ def load_learning(warehouse_path: Path, now: datetime) -> Learning:
         alerted = db.fetch_all(con, "advisor.alerted_keys")
     return Learning(
         samples=samples,
+        backtests=backtests,
         rejections=rejections,
         answers=answers,
         open_keys=frozenset(
@@ -355,11 +370,18 @@ def _act(gw: NodeGateway, action: str, params: dict[str, Any]) -> str:
     )
 
 
-def calibration_report(warehouse_path: Path, start: datetime, end: datetime) -> list[str]:
+def calibration_report(
+    warehouse_path: Path, start: datetime, end: datetime, config: AdvisorConfig
+) -> list[str]:
     """Prediction error per type, first vs second half of [start, end): for the demo and
     operators (`advisor_calibration` has the rows)."""
-    from engine.advisor.predict import calibration_halves, format_calibration
+    from engine.advisor.predict import calibration_halves, format_calibration, walk_forward
 
     with db.reader(warehouse_path) as con:
         samples = db.fetch_frame(con, "advisor.calibration_samples", until=end)
-    return format_calibration(calibration_halves(samples, start, end))
+        backtests = db.fetch_frame(con, "advisor.backtest_samples", until=end)
+    changes = walk_forward(samples, backtests, config)
+    return format_calibration(
+        calibration_halves(samples, start, end)
+        + calibration_halves(changes, start, end, evidence="fee changes")
+    )

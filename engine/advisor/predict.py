@@ -5,7 +5,7 @@ weighted by |raw| (so it minimises Σ|actual − m·raw|, the absolute error the
 judges) and by how its outcome was measured (METHOD_WEIGHT); k shrinks m toward the prior
 PRIOR_FACTOR, worth `prior_strength` outcomes, by how much trusted evidence there is:
 
-    m = weighted median of {actual_i / raw_i : w_i = |raw_i| · method_i}
+    m = max(0, weighted median of {actual_i / raw_i : w_i = |raw_i| · method_i})
     n = Σ method_i                          (a before/after outcome counts a quarter)
     k = (n0 · k0 + n · m) / (n0 + n)
 
@@ -18,6 +18,8 @@ prior until the outcomes outweighed it, then jumped to their median, so on the a
 traffic (a dozen low-trust outcomes in three weeks) nothing was learned for two weeks
 (bench/advisor.py); the blend moves k a little with every trusted outcome.
 Outcomes whose raw estimate was 0 teach nothing about k (0 × k is 0) and are not fitted.
+The fee type's evidence includes the estimate scored on the fees loop's own measured changes
+(engine/advisor/backtest.py, `training_samples`): several times the advisor's own on thin traffic.
 Confidence blends the prior confidence with how well the fit explains the outcomes.
 """
 
@@ -61,6 +63,15 @@ SAMPLE_COLUMNS = (
 )
 
 
+def training_samples(decided: pl.DataFrame, backtested: pl.DataFrame) -> pl.DataFrame:
+    """The advisor's own measured decisions plus its estimate scored on the fees loop's changes
+    (engine.advisor.backtest), in SAMPLE_COLUMNS: the evidence a calibration is fitted on."""
+    frames = [f.select(SAMPLE_COLUMNS) for f in (decided, backtested) if f.height]
+    if not frames:
+        return decided
+    return pl.concat(frames, how="vertical_relaxed")
+
+
 def fit_calibration(
     samples: pl.DataFrame, config: AdvisorConfig, before: datetime | None = None
 ) -> dict[OpportunityType, TypeCalibration]:
@@ -100,7 +111,12 @@ def _fit(
     weights = [abs(a) * m for a, m in zip(x, method_weights, strict=True)]
     ratios = [b / a for a, b in zip(x, y, strict=True)]
     trusted = sum(method_weights)
-    k = (n0 * PRIOR_FACTOR + trusted * weighted_median(ratios, weights)) / (n0 + trusted)
+    # A negative median would turn every estimate's sign around: on a weak but directional
+    # estimate that is noise, never knowledge (busy, learning from the fees loop's changes, went
+    # to −1.3 for a day on its first dozen outcomes). 0 — "the estimate tells nothing" — is as
+    # far as the evidence may take it.
+    median = max(weighted_median(ratios, weights), 0.0)
+    k = (n0 * PRIOR_FACTOR + trusted * median) / (n0 + trusted)
     mae = sum(abs(b - k * a) for a, b in zip(x, y, strict=True)) / n
     scale = max(sum(abs(b) for b in y) / n, sum(abs(k * a) for a in x) / n, 1.0)
     fit = 1 / (1 + mae / scale)
@@ -165,8 +181,30 @@ def predict(
     )
 
 
+def walk_forward(
+    decided: pl.DataFrame, backtested: pl.DataFrame, config: AdvisorConfig
+) -> pl.DataFrame:
+    """The backtested fee changes, each with the benefit the calibration in force at its
+    instant would have predicted: k fitted only on outcomes measured before the change (own
+    and backtested alike), as the advisor itself would have had them. Several times as many
+    samples as the advisor's own decisions on thin traffic, so the halves say more.
+    Both frames need `measured_at` besides SAMPLE_COLUMNS."""
+    if not backtested.height:
+        return backtested.with_columns(pl.lit(None, pl.Int64).alias("predicted_benefit_msat"))
+    frames = [f.select(*SAMPLE_COLUMNS, "measured_at") for f in (decided, backtested) if f.height]
+    evidence = pl.concat(frames, how="vertical_relaxed").with_columns(
+        pl.col("measured_at").dt.convert_time_zone("UTC")
+    )
+    predicted = []
+    for row in backtested.iter_rows(named=True):
+        known = evidence.filter(pl.col("measured_at") < row["decided_at"].astimezone(UTC))
+        factor = fit_calibration(known.select(SAMPLE_COLUMNS), config)[OpportunityType.FEE].factor
+        predicted.append(round(factor * row["raw_estimate_msat"]))
+    return backtested.with_columns(pl.Series("predicted_benefit_msat", predicted, pl.Int64))
+
+
 def calibration_halves(
-    samples: pl.DataFrame, start: datetime, end: datetime
+    samples: pl.DataFrame, start: datetime, end: datetime, evidence: str = "decisions"
 ) -> list[CalibrationRow]:
     """Prediction error per type in the first vs the second half of [start, end).
 
@@ -211,7 +249,11 @@ def calibration_halves(
                     mean_abs_actual_msat=_mean([abs(a) for a in actual]),
                 )
             )
-        rows.append(CalibrationRow(opportunity_type=kind, first=halves[0], second=halves[1]))
+        rows.append(
+            CalibrationRow(
+                opportunity_type=kind, first=halves[0], second=halves[1], evidence=evidence
+            )
+        )
     return rows
 
 
@@ -240,8 +282,11 @@ def format_calibration(rows: list[CalibrationRow]) -> list[str]:
     for r in rows:
         verdict = {True: "improved", False: "not improved", None: "n/a"}[r.improved]
         learned = {True: ", beat the prior", False: ", no better than the prior", None: ""}
+        label = str(r.opportunity_type)
+        if r.evidence != "decisions":
+            label = f"{label} ({r.evidence})"
         out.append(
-            f"  {r.opportunity_type:<16} first {fmt(r.first)}  second {fmt(r.second)}  "
+            f"  {label:<16} first {fmt(r.first)}  second {fmt(r.second)}  "
             f"{verdict}{learned[r.beat_prior]}"
         )
     return out

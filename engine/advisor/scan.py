@@ -237,8 +237,13 @@ def estimate_fee_move(
     )
     horizon_h = horizon_s / 3600  # fee_horizon_s; its default is the 72 h outcome window
     raw = round((new_rate - before_rate) * horizon_h)
+    toward = (
+        "with no competitor fee known"
+        if market.median_ppm is None
+        else f"toward the market median {market.median_ppm:.0f} ppm"
+    )
     reason = (
-        f"{fee_ppm}->{new_ppm} ppm toward the market median {market.median_ppm:.0f} ppm: "
+        f"{fee_ppm}->{new_ppm} ppm {toward}: "
         f"{row['scid']}'s revenue model ({history.total_forwards} forwards over "
         f"{len(history.levels)} fee "
         f"level(s)) expects {new_rate:.1f} msat/h at {new_ppm} ppm against {before_rate:.1f} "

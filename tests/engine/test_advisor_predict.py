@@ -10,10 +10,13 @@ import pytest
 
 from engine.advisor.predict import (
     PRIOR_FACTOR,
+    SAMPLE_COLUMNS,
     calibration_halves,
     fit_calibration,
     format_calibration,
     predict,
+    training_samples,
+    walk_forward,
     weighted_median,
 )
 from models.advisor import AdvisorConfig, Opportunity, OpportunityType, OwnerLoop
@@ -78,6 +81,54 @@ def test_the_factor_moves_from_the_prior_with_every_trusted_outcome() -> None:
     assert many.factor == pytest.approx(0.05)
     weak = samples([(10_000, 0)] * 4).with_columns(pl.lit("before_after").alias("method"))
     assert fit_calibration(weak, CONFIG)[OpportunityType.FEE].factor == pytest.approx(0.4)
+
+
+def test_outcomes_against_the_estimates_sign_take_the_factor_to_zero_not_below() -> None:
+    """Every outcome the opposite of its estimate: the evidence says the estimate tells nothing
+    (k → 0), never that its sign should be turned around."""
+    contrary = fit_calibration(samples([(10_000, -20_000)] * 36), CONFIG)[OpportunityType.FEE]
+    assert contrary.factor == pytest.approx(0.05)
+    assert predict(fee_opportunity(10_000), contrary).predicted_benefit_msat >= 0
+
+
+def test_backtested_changes_join_the_advisors_own_outcomes() -> None:
+    own = samples([(10_000, 10_000)] * 2).with_columns(
+        pl.lit("did_unchanged").alias("method"), pl.lit(5_000).alias("predicted_benefit_msat")
+    )
+    backtests = samples([(10_000, 2_000)] * 30, start=START + timedelta(days=2)).with_columns(
+        pl.lit("did_unchanged").alias("method")
+    )
+    both = training_samples(own, backtests)
+    assert both.columns == list(SAMPLE_COLUMNS) and both.height == 32
+    assert training_samples(own, backtests.clear()).height == 2
+    alone = fit_calibration(own, CONFIG)[OpportunityType.FEE]
+    fitted = fit_calibration(both, CONFIG)[OpportunityType.FEE]
+    assert fitted.samples == 32 and fitted.factor < alone.factor
+
+
+def test_walk_forward_predicts_each_change_only_from_outcomes_measured_before_it() -> None:
+    """Changes whose outcomes are 10% of the estimate, each measured 3 days after it: the
+    first ones are predicted at the prior, later ones with a factor learned from those measured
+    by then, so the second half's error is lower, and the halves report says so."""
+    changes = (
+        samples([(10_000, 1_000)] * 20)
+        .with_columns(
+            pl.lit("did_unchanged").alias("method"),
+            decided_at=pl.datetime_range(
+                START, START + timedelta(days=19), "1d", time_zone="UTC", eager=True
+            ),
+        )
+        .with_columns(measured_at=pl.col("decided_at").dt.offset_by("3d"))
+    )
+    own = changes.clear().with_columns(pl.lit(None, pl.Int64).alias("predicted_benefit_msat"))
+    walked = walk_forward(own, changes, CONFIG)
+    predicted = walked["predicted_benefit_msat"].to_list()
+    assert predicted[:4] == [round(PRIOR_FACTOR * 10_000)] * 4  # nothing measured before day 4
+    assert predicted[4] < predicted[3] and predicted[-1] < 2_000
+    (row,) = calibration_halves(walked, START, START + timedelta(days=20), evidence="fee changes")
+    assert row.improved and row.evidence == "fee changes"
+    assert format_calibration([row])[0].lstrip().startswith("fee (fee changes)")
+    assert walk_forward(own, changes.clear(), CONFIG).height == 0
 
 
 def test_learning_ignores_outcomes_decided_after_now() -> None:

@@ -1,15 +1,17 @@
 -- Named queries of the advisor loop.
 
 -- name: channel_stats
--- The node's channels in its latest snapshot with their traffic since $since (settled and
--- failed-for-balance outbound, settled inbound), recent activity since $idle_since, age and
--- rebalancing spent on them; and their fee history since $since: `fee_levels`, the hours,
--- forwards, revenue and volume at each fee posted (from applied fee_changes), and the current
--- fee's own period (`fee_changed_at` is NULL if hiveops never changed it).
+-- The node's channels in its latest snapshot at or before $as_of with their traffic since
+-- $since (settled and failed-for-balance outbound, settled inbound), recent activity since
+-- $idle_since, age and rebalancing spent on them; and their fee history since $since:
+-- `fee_levels`, the hours, forwards, revenue and volume at each fee posted (from applied
+-- fee_changes), and the current fee's own period (`fee_changed_at` is NULL if hiveops never
+-- changed it). Nothing after $as_of is read, so the backtest sees what the advisor would have.
 WITH latest AS (
-    SELECT * FROM channel_latest
+    SELECT * FROM channel_snapshots
     WHERE node_id = $node_id
-      AND taken_at = (SELECT max(taken_at) FROM node_snapshots WHERE node_id = $node_id)
+      AND taken_at = (SELECT max(taken_at) FROM node_snapshots
+                      WHERE node_id = $node_id AND taken_at <= $as_of)
 ), outbound AS (
     SELECT out_channel AS scid,
            count(*) FILTER (WHERE status = 'settled') AS out_forwards,
@@ -17,23 +19,27 @@ WITH latest AS (
            coalesce(sum(fee_msat) FILTER (WHERE status = 'settled'), 0)::BIGINT AS out_fee_msat,
            coalesce(sum(in_msat) FILTER (WHERE status = 'local_failed'), 0)::BIGINT AS failed_out_msat
     FROM forwards
-    WHERE node_id = $node_id AND received_at >= $since AND out_channel IS NOT NULL
+    WHERE node_id = $node_id AND received_at >= $since AND received_at < $as_of
+      AND out_channel IS NOT NULL
     GROUP BY 1
 ), recent AS (
     SELECT scid, count(*) AS recent_forwards FROM (
         SELECT in_channel AS scid FROM forwards
         WHERE node_id = $node_id AND status = 'settled' AND received_at >= $idle_since
+          AND received_at < $as_of
         UNION ALL
         SELECT out_channel FROM forwards
         WHERE node_id = $node_id AND status = 'settled' AND received_at >= $idle_since
+          AND received_at < $as_of
     ) GROUP BY 1
 ), seen AS (
     SELECT scid, min(taken_at) AS first_seen_at FROM channel_snapshots
-    WHERE node_id = $node_id GROUP BY 1
+    WHERE node_id = $node_id AND taken_at <= $as_of GROUP BY 1
 ), rebalanced AS (
     SELECT dest_scid AS scid, coalesce(sum(fee_msat), 0)::BIGINT AS rebalance_fee_msat
     FROM rebalance_attempts
-    WHERE node_id = $node_id AND finished_at >= $since AND fee_msat IS NOT NULL
+    WHERE node_id = $node_id AND finished_at >= $since AND finished_at < $as_of
+      AND fee_msat IS NOT NULL
     GROUP BY 1
 ), changes AS (
     SELECT c.scid, c.changed_at, c.old_fee_ppm, c.new_fee_ppm,
@@ -113,10 +119,11 @@ LEFT JOIN current_fee cf USING (scid)
 ORDER BY l.scid;
 
 -- name: peer_policies
+-- Each channel direction's latest gossip as of $as_of.
 SELECT scid, direction, last_update, source_id, peer_id, is_ours, base_fee_msat,
        fee_ppm::BIGINT AS fee_ppm, active
 FROM peer_fee_policies
-WHERE observer_id = $node_id
+WHERE observer_id = $node_id AND last_update <= epoch($as_of)
 QUALIFY row_number() OVER (PARTITION BY scid, direction ORDER BY last_update DESC) = 1;
 
 -- name: fee_policies
@@ -140,10 +147,34 @@ LIMIT 1;
 SELECT node_id FROM nodes WHERE is_fleet;
 
 -- name: calibration_samples
-SELECT opportunity_type, decided_at, method, raw_estimate_msat, predicted_benefit_msat,
-       actual_benefit_msat
+SELECT opportunity_type, decided_at, measured_at, method, raw_estimate_msat,
+       predicted_benefit_msat, actual_benefit_msat
 FROM advisor_calibration
 WHERE decided_at < $until AND measured_at <= $until;
+
+-- name: unscored_fee_changes
+-- Applied fee changes of the node since $since that the advisor has not scored yet.
+SELECT c.change_id, c.scid, c.changed_at, c.old_fee_ppm, c.new_fee_ppm
+FROM fee_changes c
+ANTI JOIN advisor_fee_backtests b USING (change_id)
+WHERE c.node_id = $node_id AND c.status = 'applied' AND c.changed_at >= $since
+  AND c.changed_at <= $until
+ORDER BY c.changed_at, c.scid;
+
+-- name: insert_backtests
+INSERT OR IGNORE INTO advisor_fee_backtests BY NAME SELECT * FROM staged;
+
+-- name: backtest_samples
+-- The scored fee changes whose outcome is measured, as calibration samples; a change an
+-- advisor decision was linked to is that decision's sample already (advisor_calibration).
+SELECT 'fee' AS opportunity_type, b.changed_at AS decided_at, o.measured_at, o.method,
+       b.raw_estimate_msat, o.actual_benefit_msat
+FROM advisor_fee_backtests b
+JOIN fee_outcomes o USING (change_id)
+WHERE o.status = 'measured' AND b.changed_at < $until AND o.measured_at <= $until
+  AND b.change_id NOT IN (
+      SELECT linked_action_id FROM advisor_decisions
+      WHERE opportunity_type = 'fee' AND linked_action_id IS NOT NULL);
 
 -- name: rejections
 SELECT opportunity_type, target, answered_at, answer_reason

@@ -16,9 +16,10 @@ before-rate by: that trend, noise to the advisor, is over half of the busy outco
 Scenarios run in parallel worker processes, each with its own Prefect home: the default (audit
 and busy, 21 days) takes about 5-6 minutes on 2 cores. The loops never read the advisor's
 decisions, so every run of a scenario replays the same fees and outcomes; only which decisions
-get linked can differ with the estimate. The calibration learns from its own measured decisions
-and from its estimate scored on every measured change of the fees loop (engine/advisor/backtest.py);
-both counts are printed, with how well the estimate ranks the fees loop's outcomes.
+get linked can differ with the estimate. The calibration learns from its own measured decisions,
+shrunk toward a prior fitted on its estimate scored on every measured change of the fees loop
+(engine/advisor/backtest.py); both counts are printed, with how well the estimate ranks the fees
+loop's outcomes and, walk-forward, how that prior would have predicted them.
 """
 
 from __future__ import annotations
@@ -229,7 +230,6 @@ def score(run: ScenarioRun) -> list[str]:
     from engine.advisor.predict import (
         PRIOR_FACTOR,
         fit_calibration,
-        training_samples,
         walk_forward,
     )
     from models.advisor import AdvisorConfig, OpportunityType
@@ -250,8 +250,9 @@ def score(run: ScenarioRun) -> list[str]:
         rho = spearman(raw, actual)
         zero_raw = sum(1 for r in raw if r == 0)
         backtested = [s for s in run.backtests if s["opportunity_type"] == kind]
-        evidence = training_samples(pl.DataFrame(typed), pl.DataFrame(backtested))
-        fitted = fit_calibration(evidence, AdvisorConfig(), before=end)
+        fitted = fit_calibration(
+            pl.DataFrame(typed), AdvisorConfig(), before=end, backtests=pl.DataFrame(backtested)
+        )
         lines.append(
             f"   {kind:<11}whole run: raw sign matched the outcome's in {agree}/{len(signed)}"
             f" (both non-zero), raw 0 on {zero_raw}/{len(raw)}, rank correlation raw~actual "
@@ -271,13 +272,11 @@ def score(run: ScenarioRun) -> list[str]:
                 f"{len(braw)}, rank correlation {'-' if brho is None else f'{brho:+.2f}'}"
             )
     if run.backtests:
-        changes = walk_forward(
-            pl.DataFrame(run.samples), pl.DataFrame(run.backtests), AdvisorConfig()
-        )
+        changes = walk_forward(pl.DataFrame(run.backtests), AdvisorConfig())
         lines += _half_rows("fee chg", changes.to_dicts(), middle)
         lines.append(
             f"   {'fee chg':<11}= the fees loop's measured changes, each predicted by the "
-            f"calibration in force at its instant (walk-forward)"
+            f"fee prior in force at its instant (walk-forward)"
         )
     if run.fee_own_change:
         rho = spearman([r for r, _ in run.fee_own_change], [o for _, o in run.fee_own_change])

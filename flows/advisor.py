@@ -28,7 +28,7 @@ from engine.advisor.decide import (
     score_penalties,
 )
 from engine.advisor.graph import NodeEconomics, scan_fleet_proposals, scan_opens
-from engine.advisor.predict import fit_calibration, training_samples
+from engine.advisor.predict import fit_calibration
 from engine.advisor.scan import ChannelInputs, scan_channels
 from flows.common import LoopFailed, current_run_id, resolve_now
 from models.advisor import (
@@ -107,7 +107,7 @@ def decide_all(
     memory = build_memory(learning.rejections, config)
     ctx = DecideContext(
         calibrations=fit_calibration(
-            training_samples(learning.samples, learning.backtests), config, before=now
+            learning.samples, config, before=now, backtests=learning.backtests
         ),
         memory=memory,
         open_keys=learning.open_keys,

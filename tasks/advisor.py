@@ -380,7 +380,7 @@ def calibration_report(
     with db.reader(warehouse_path) as con:
         samples = db.fetch_frame(con, "advisor.calibration_samples", until=end)
         backtests = db.fetch_frame(con, "advisor.backtest_samples", until=end)
-    changes = walk_forward(samples, backtests, config)
+    changes = walk_forward(backtests, config)
     return format_calibration(
         calibration_halves(samples, start, end)
         + calibration_halves(changes, start, end, evidence="fee changes")

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from engine.advisor.predict import fit_calibration, training_samples
+from engine.advisor.predict import fit_calibration
 from flows.advisor import advisor
 from flows.collect import collect
 from flows.common import LoopFailed
@@ -86,10 +86,15 @@ def test_every_fee_change_is_scored_once_as_of_its_instant_and_measured_ones_tra
         learning = load_learning.fn(warehouse, now)
         assert learning.backtests.height > 0
         assert set(learning.backtests["opportunity_type"]) == {"fee"}
-        trained = training_samples(learning.samples, learning.backtests)
-        fitted = fit_calibration(trained, AdvisorConfig())[OpportunityType.FEE]
-        own = fit_calibration(learning.samples, AdvisorConfig())[OpportunityType.FEE]
-        assert fitted.samples > own.samples
+        changes = fit_calibration(learning.backtests, AdvisorConfig())[
+            OpportunityType.FEE
+        ]  # the centre the fee prior takes from them
+        fitted = fit_calibration(learning.samples, AdvisorConfig(), backtests=learning.backtests)
+        own = fit_calibration(learning.samples, AdvisorConfig())
+        fee, plain = fitted[OpportunityType.FEE], own[OpportunityType.FEE]
+        assert fee.samples == plain.samples
+        assert changes.samples > 0 and changes.factor != 0.5
+        assert (fee.factor - plain.factor) * (changes.factor - 0.5) > 0  # moved its way
         # the evidence as of an earlier day holds only what was measured by then
         earlier = load_learning.fn(warehouse, now - timedelta(days=3))
         assert earlier.backtests.height < learning.backtests.height

@@ -5,7 +5,8 @@ On thin traffic the advisor's decisions rarely line up with a fee change that ge
 Each of those changes is a natural experiment for the same question the calibration asks: how
 does what `estimate_fee_move` says compare with what the outcome measured? So every applied
 change is scored as the advisor would have scored it, from the warehouse as it stood just
-before the change, and the measured ones join the calibration's evidence.
+before the change, and the measured ones centre the fee calibration's prior
+(engine/advisor/predict.py says why a prior and not pooled evidence).
 """
 
 from __future__ import annotations

@@ -232,7 +232,7 @@ def _calibration(warehouse: Path, start: datetime, end: datetime, config: Adviso
     print(
         f"advisor calibration, {start:%Y-%m-%d} to {end:%Y-%m-%d} (mean absolute error of the "
         f"predictions made in each half; prior = what the uncalibrated prior would have scored; "
-        f"fee changes = the fees loop's changes as the calibration then in force predicted them):"
+        f"fee changes = the fees loop's changes as the fee prior then in force predicted them):"
     )
     for line in calibration_report(warehouse, start, end, config):
         print(line)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -223,12 +223,12 @@ def _ratio(error: float | None, scale: float | None) -> float | None:
 class CalibrationRow(_Frozen):
     """Prediction error of one type in the first vs the second half of a period: of the
     advisor's own decisions as made, or (`evidence` = "fee changes") of the fees loop's changes
-    as the calibration in force at each would have predicted them (walk-forward)."""
+    as the fee prior's centre in force at each would have predicted them (walk-forward)."""
 
     opportunity_type: OpportunityType
     first: CalibrationHalf
     second: CalibrationHalf
-    evidence: str = "decisions"
+    evidence: Literal["decisions", "fee changes"] = "decisions"
 
     @property
     def improved(self) -> bool | None:

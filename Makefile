@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test test-fast lint setup clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest -q
+
+# The edit loop: pure engine and model tests, no Prefect server, no simulator socket.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/engine tests/test_msat.py tests/test_settings.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

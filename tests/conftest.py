@@ -18,10 +18,16 @@ os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "fals
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One Prefect test server for the session (about 10 s to start; paid once)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    with prefect_test_harness(server_startup_timeout=90):
+    # The heartbeat thread is joined in 1 s steps when a flow run ends: about 1 s per flow run,
+    # most of the suite's time. Nothing here reads heartbeat events (the demo turns it off too).
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 from engine.config_risks import config_warnings
 from engine.report.base import FRAMES, AuditInputs, utc
 from engine.report.compose import ChartData
+from engine.report.embed import inline_images
 from engine.report.png import bar_chart, line_chart
 from models.orchestration import LoopFreshness, orchestration_of
 from models.report import Finding, ReportConfig
@@ -238,10 +239,14 @@ def record_report(
 
 
 @task(name="publish-report")
-def publish_report(markdown: str, at: datetime, fired: int) -> str:
-    """The markdown as the Prefect artifact `hiveops-daily-report` (one version per run)."""
+def publish_report(
+    markdown: str, at: datetime, fired: int, report_dir: Path, charts: dict[str, str]
+) -> str:
+    """The markdown as the Prefect artifact `hiveops-daily-report` (one version per run), with
+    its charts inlined: the UI renders it in a browser, which cannot load files beside it."""
+    images = {name: (report_dir / name).read_bytes() for name in charts.values()}
     artifact_id = create_markdown_artifact(
-        markdown=markdown,
+        markdown=inline_images(markdown, images),
         key=ARTIFACT_KEY,
         description=f"hiveops self-audit {at:%Y-%m-%d}: {fired} detector(s) fired",
     )

@@ -4,7 +4,8 @@ Starts a local Prefect server (its own PREFECT_HOME), runs `hiveops demo --days 
 report flow publishes the artifact `hiveops-daily-report`), opens the artifact's page in headless
 Debian Chromium through Playwright (the system browser: nothing is downloaded) and checks that
 every chart image has loaded (natural width > 0) and that no text shows an escaped entity such as
-`&amp;`. The screenshot is saved beside the report the run wrote. Run by `make ui-check`.
+`&amp;`. Screenshots (the page's top, then one per chart: ui-screenshot.png is the first chart)
+are saved beside the report the run wrote. Run by `make ui-check`.
 """
 
 from __future__ import annotations
@@ -141,11 +142,13 @@ def look(url: str, screenshot: Path) -> dict:
                     text: document.body.innerText,
                 })"""
             )
+            page.screenshot(path=str(screenshot.with_name("ui-top.png")))
+            # The artifact scrolls inside the UI's own pane: one screenshot per chart in view.
             charts = page.locator("img[src^='data:image/']")
-            if charts.count():
-                charts.first.scroll_into_view_if_needed()
-            page.screenshot(path=str(screenshot))
-            page.screenshot(path=str(screenshot.with_name("ui-full-page.png")), full_page=True)
+            for n in range(charts.count()):
+                charts.nth(n).scroll_into_view_if_needed()
+                shot = screenshot if n == 0 else screenshot.with_name(f"ui-chart-{n + 1}.png")
+                page.screenshot(path=str(shot))
             browser.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)

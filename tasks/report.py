@@ -111,6 +111,9 @@ def _draw_with_matplotlib(report_dir: Path, data: ChartData) -> None:
             linewidth=2,
             label="fleet",
         )
+    days = sorted({_day(d) for points in data.pnl_by_node.values() for d, _ in points})
+    if len(days) == 1:  # one point: matplotlib would spread the axis over years
+        ax.set_xlim(days[0] - timedelta(days=1), days[0] + timedelta(days=1))
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title("Cumulative net P&L (revenue - on-chain - rebalance fees)")

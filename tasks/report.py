@@ -96,7 +96,7 @@ def _day(text: str) -> date:
 
 
 def _draw_with_matplotlib(report_dir: Path, data: ChartData) -> None:
-    from matplotlib.dates import DateFormatter
+    from matplotlib.dates import DateFormatter, DayLocator
     from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
 
     fig = Figure(figsize=(8, 4), dpi=100)
@@ -109,11 +109,14 @@ def _draw_with_matplotlib(report_dir: Path, data: ChartData) -> None:
             [v / 1000 for _, v in data.pnl_fleet],
             color="black",
             linewidth=2,
+            marker=".",
             label="fleet",
         )
     days = sorted({_day(d) for points in data.pnl_by_node.values() for d, _ in points})
     if len(days) == 1:  # one point: matplotlib would spread the axis over years
         ax.set_xlim(days[0] - timedelta(days=1), days[0] + timedelta(days=1))
+    span_days = (days[-1] - days[0]).days if days else 0
+    ax.xaxis.set_major_locator(DayLocator(interval=max(1, span_days // 8)))  # whole days only
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title("Cumulative net P&L (revenue - on-chain - rebalance fees)")

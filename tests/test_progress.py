@@ -40,8 +40,8 @@ def test_a_terminal_gets_a_bar_redrawn_in_place_and_news_on_its_own_line() -> No
     assert text.endswith("\n") and text.count("\n") == 2  # the news line and the final newline
 
 
-def test_the_demo_writes_plain_lines_when_stdout_is_a_pipe() -> None:
-    """The real command, stdout a pipe: each step on a line of its own."""
+def test_a_process_whose_stdout_is_a_pipe_gets_plain_lines() -> None:
+    """Detection on a real pipe (as under CI or systemd), not a stand-in stream."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     code = (
         "import sys; from hiveops.progress import Progress\n"

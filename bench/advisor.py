@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     # own PREFECT_HOME set before Prefect is imported.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        from hiveops.progress import Progress
+
         futures = [pool.submit(run_scenario, ref, args.days, args.keep) for ref in refs]
+        with Progress(len(futures), "scenarios done") as progress:
+            for _ in as_completed(futures):
+                progress.step()
         runs = [f.result() for f in futures]
     for run in runs:
         print_run(run, args.days)

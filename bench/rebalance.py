@@ -54,12 +54,15 @@ class ArmResult:
         return self.revenue_msat - self.rebalance_fee_msat - self.onchain_msat
 
 
-def run_arm(scenario: str, extra: str, days: int, cadence_h: int, workdir: Path) -> ArmResult:
+def run_arm(
+    scenario: str, arm: str, extra: str, days: int, cadence_h: int, workdir: Path
+) -> ArmResult:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from flows.collect import collect
     from flows.fees import fees
     from flows.rebalance import rebalance
+    from hiveops.progress import Progress
     from lnsim.simfleet import SimFleet
     from warehouse import db
 
@@ -73,15 +76,18 @@ def run_arm(scenario: str, extra: str, days: int, cadence_h: int, workdir: Path)
             f.write(extra)
         start = fleet.now
         fleet.advance(HOUR_S)
-        for _ in range(days * 24 // cadence_h):
-            for loop in (collect, fees, rebalance):
-                if loop is fees and (fleet.now - start) % 86_400 >= cadence_h * HOUR_S:
-                    continue
-                try:
-                    loop(config_path=str(config), now=fleet.now)
-                except Exception as exc:  # a failed run is data here, not the end of the bench
-                    print(f"    {loop.name} failed: {str(exc)[:160]}")
-            fleet.advance(cadence_h * HOUR_S)
+        steps = days * 24 // cadence_h
+        with Progress(steps, f"{scenario}/{arm} step") as progress:
+            for _ in range(steps):
+                for loop in (collect, fees, rebalance):
+                    if loop is fees and (fleet.now - start) % 86_400 >= cadence_h * HOUR_S:
+                        continue
+                    try:
+                        loop(config_path=str(config), now=fleet.now)
+                    except Exception as exc:  # a failed run is data here, not the end of it
+                        progress.say(f"    {loop.name} failed: {str(exc)[:160]}")
+                fleet.advance(cadence_h * HOUR_S)
+                progress.step()
         collect(config_path=str(config), now=fleet.now)
     db.release_all()
     with db.reader(workdir / "hiveops.duckdb") as con:
@@ -130,7 +136,7 @@ def main() -> None:
         results: dict[str, ArmResult] = {}
         for arm, extra in ARMS.items():
             with tempfile.TemporaryDirectory(prefix=f"bench-rb-{arm}-") as tmp:
-                results[arm] = run_arm(scenario, extra, args.days, args.cadence_h, Path(tmp))
+                results[arm] = run_arm(scenario, arm, extra, args.days, args.cadence_h, Path(tmp))
         baseline = results["none"].net_msat
         print(f"\nscenario {scenario} (fleet-wide)")
         print(

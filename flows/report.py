@@ -58,7 +58,7 @@ def report(config_path: str | None = None, now: datetime | float | None = None) 
         written = record_report(
             wh, run_id, at, report_dir, findings, alert_ids, sorted(charts.values()), markdown
         )
-        artifact_id = publish_report(markdown, at, len(fired))
+        artifact_id = publish_report(markdown, at, len(fired), report_dir, charts)
     except Exception as exc:
         message = f"report could not be made: {type(exc).__name__}: {exc}"
         raise_alert(

@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Without PREFECT_API_URL each command starts a temporary Prefect server. Its first start in a new
+# PREFECT_HOME creates the database (all migrations), which on a busy 2-core machine took longer
+# than Prefect's 20 s default wait and failed a newcomer's first `hiveops demo`.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 LOOP_FLOWS = {
     "collect": "flows.collect:collect",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from flows.outcomes import outcomes
 from flows.rebalance import rebalance
 from flows.report import report
 from flows.watchdog import watchdog
+from hiveops.progress import Progress
 from models.advisor import AdvisorConfig, advisor_config
 from models.settings import load_settings
 from tasks.advisor import calibration_report
@@ -102,21 +102,21 @@ def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
         with config.open("a") as f:
             f.write(_orchestration_toml())
         start_s = fleet.now
-        for step in range(1, steps + 1):
-            fleet.advance(step_s)
-            elapsed_s = fleet.now - start_s
-            for cadence in DEMO_CADENCES:
-                if elapsed_s % cadence.every_s == 0:
-                    try:
-                        LOOPS[cadence.loop](config_path=str(config), now=fleet.now)
-                    except LoopFailed as exc:
-                        failures += 1
-                        print(f"\n  {cadence.loop} failed: {exc}")
-            _progress(step, steps, time.monotonic() - started)
+        with Progress(steps, "steps") as progress:
+            for _ in range(steps):
+                fleet.advance(step_s)
+                elapsed_s = fleet.now - start_s
+                for cadence in DEMO_CADENCES:
+                    if elapsed_s % cadence.every_s == 0:
+                        try:
+                            LOOPS[cadence.loop](config_path=str(config), now=fleet.now)
+                        except LoopFailed as exc:
+                            failures += 1
+                            progress.say(f"  {cadence.loop} failed: {exc}")
+                progress.step(f"day {elapsed_s / 86_400:.1f} of {days}")
         sim_forwards = {name: fleet.forward_count(name) for name in fleet.socket_paths}
         period = (datetime.fromtimestamp(start_s, UTC), datetime.fromtimestamp(fleet.now, UTC))
         _let_prefect_settle()
-    print()
     _summary(warehouse, config, sim_forwards, time.monotonic() - started)
     _calibration(warehouse, *period, advisor_config(load_settings(config)))
     return 1 if failures else 0
@@ -129,15 +129,6 @@ def _let_prefect_settle() -> None:
 
     EventsWorker.drain_all(timeout=10, at_exit=False)
     time.sleep(2)
-
-
-def _progress(step: int, steps: int, wall_s: float) -> None:
-    width = 30
-    done = width * step // steps
-    sys.stdout.write(
-        f"\r  [{'#' * done}{'.' * (width - done)}] {step}/{steps} steps {wall_s:5.0f}s"
-    )
-    sys.stdout.flush()
 
 
 def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s: float) -> None:

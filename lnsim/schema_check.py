@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from jsonschema import Draft7Validator, validators
@@ -66,12 +67,22 @@ def _validator_class():  # type: ignore[no-untyped-def]
     return validators.extend(Draft7Validator, type_checker=checker)
 
 
+# The schemas of the methods the simulator serves, shipped as package data (see its SOURCE.md).
+SHIPPED_SCHEMAS: Traversable = files("lnsim") / "data" / "cln-schemas"
+
+
 @cache
-def _schema(schema_dir: Path, method: str) -> dict[str, Any]:
-    return json.loads((schema_dir / f"{method}.json").read_text())
+def _schema(schema_dir: Traversable, method: str) -> dict[str, Any]:
+    path = schema_dir / f"{method}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no CLN schema for {method!r} in {schema_dir}: copy doc/schemas/{method}.json from "
+            "the CLN commit named in its SOURCE.md"
+        )
+    return json.loads(path.read_text())
 
 
-def response_errors(schema_dir: Path, method: str, response: Any) -> list[str]:
+def response_errors(schema_dir: Traversable, method: str, response: Any) -> list[str]:
     schema = _schema(schema_dir, method)["response"]
     validator = _validator_class()(schema)
     return [

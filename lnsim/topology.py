@@ -1,6 +1,7 @@
 """Build the simulated network: a real neighbourhood of the Lightning graph plus our fleet.
 
-External nodes, capacities and fees come from the public gossip snapshot in shared/data. Balances
+External nodes, capacities and fees come from the public gossip snapshot shipped in lnsim/data
+(see its SOURCE.md). Balances
 are not public, so external channels keep none (payers and the market use the uniform prior);
 fleet channels get the balances the scenario sets.
 """
@@ -11,6 +12,8 @@ import hashlib
 import os
 import random
 from collections import deque
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import polars as pl
@@ -21,20 +24,31 @@ from lnsim.state import Channel, ChannelStats, FleetState, Network, Node, Policy
 GRAPH_NAME = "ln-graph-2026-02-03"
 
 
-def graph_dir() -> Path:
-    """$HIVEOPS_GRAPH_DIR, else the nearest shared/data above this checkout."""
+def graph_dir() -> Traversable:
+    """$HIVEOPS_GRAPH_DIR if set, else the snapshot shipped as package data in lnsim/data.
+
+    importlib.resources, so the same call works from a checkout and from an installed wheel.
+    """
     env = os.environ.get("HIVEOPS_GRAPH_DIR")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    candidates += [parent / "shared" / "data" for parent in here.parents]
-    for candidate in candidates:
-        if (candidate / f"{GRAPH_NAME}.channels.parquet").exists():
-            return candidate
-    tried = ", ".join(str(c) for c in candidates[:4])
-    raise FileNotFoundError(
-        f"Lightning graph snapshot {GRAPH_NAME}.*.parquet not found (tried {tried}); set "
-        f"HIVEOPS_GRAPH_DIR to the folder that holds it"
-    )
+    folder: Traversable = Path(env) if env else files("lnsim") / "data"
+    if not (folder / f"{GRAPH_NAME}.channels.parquet").is_file():
+        where = f"HIVEOPS_GRAPH_DIR={env}" if env else f"the package data folder {folder}"
+        fix = (
+            "unset HIVEOPS_GRAPH_DIR to use the shipped snapshot, or point it at a folder holding "
+            f"{GRAPH_NAME}.channels.parquet and {GRAPH_NAME}.nodes.parquet"
+            if env
+            else "reinstall hiveops (the wheel ships lnsim/data/*.parquet)"
+        )
+        raise FileNotFoundError(
+            f"Lightning graph snapshot {GRAPH_NAME}.*.parquet not found in {where}: {fix}"
+        )
+    return folder
+
+
+def read_graph(kind: str) -> pl.DataFrame:
+    """One table of the snapshot: "channels" or "nodes"."""
+    with (graph_dir() / f"{GRAPH_NAME}.{kind}.parquet").open("rb") as f:
+        return pl.read_parquet(f)
 
 
 def _hex(text: str) -> str:
@@ -96,11 +110,8 @@ def _sparsify(channels: pl.DataFrame, keep: int = 8) -> pl.DataFrame:
 
 def build_network(scenario: Scenario, seed: int | None = None) -> Network:
     rng = random.Random(scenario.seed if seed is None else seed)
-    folder = graph_dir()
-    all_channels = pl.read_parquet(folder / f"{GRAPH_NAME}.channels.parquet").filter(
-        pl.col("enabled")
-    )
-    nodes_df = pl.read_parquet(folder / f"{GRAPH_NAME}.nodes.parquet")
+    all_channels = read_graph("channels").filter(pl.col("enabled"))
+    nodes_df = read_graph("nodes")
     chosen = _neighbourhood(
         all_channels, scenario.network.external_nodes, scenario.network.hub_rank, rng
     )

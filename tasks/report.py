@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 from engine.config_risks import config_warnings
 from engine.report.base import FRAMES, AuditInputs, utc
 from engine.report.compose import ChartData
+from engine.report.embed import inline_images
 from engine.report.png import bar_chart, line_chart
 from models.orchestration import LoopFreshness, orchestration_of
 from models.report import Finding, ReportConfig
@@ -95,7 +96,7 @@ def _day(text: str) -> date:
 
 
 def _draw_with_matplotlib(report_dir: Path, data: ChartData) -> None:
-    from matplotlib.dates import DateFormatter
+    from matplotlib.dates import DateFormatter, DayLocator
     from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
 
     fig = Figure(figsize=(8, 4), dpi=100)
@@ -108,8 +109,14 @@ def _draw_with_matplotlib(report_dir: Path, data: ChartData) -> None:
             [v / 1000 for _, v in data.pnl_fleet],
             color="black",
             linewidth=2,
+            marker=".",
             label="fleet",
         )
+    days = sorted({_day(d) for points in data.pnl_by_node.values() for d, _ in points})
+    if len(days) == 1:  # one point: matplotlib would spread the axis over years
+        ax.set_xlim(days[0] - timedelta(days=1), days[0] + timedelta(days=1))
+    span_days = (days[-1] - days[0]).days if days else 0
+    ax.xaxis.set_major_locator(DayLocator(interval=max(1, span_days // 8)))  # whole days only
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title("Cumulative net P&L (revenue - on-chain - rebalance fees)")
@@ -238,10 +245,14 @@ def record_report(
 
 
 @task(name="publish-report")
-def publish_report(markdown: str, at: datetime, fired: int) -> str:
-    """The markdown as the Prefect artifact `hiveops-daily-report` (one version per run)."""
+def publish_report(
+    markdown: str, at: datetime, fired: int, report_dir: Path, charts: dict[str, str]
+) -> str:
+    """The markdown as the Prefect artifact `hiveops-daily-report` (one version per run), with
+    its charts inlined: the UI renders it in a browser, which cannot load files beside it."""
+    images = {name: (report_dir / name).read_bytes() for name in charts.values()}
     artifact_id = create_markdown_artifact(
-        markdown=markdown,
+        markdown=inline_images(markdown, images),
         key=ARTIFACT_KEY,
         description=f"hiveops self-audit {at:%Y-%m-%d}: {fired} detector(s) fired",
     )

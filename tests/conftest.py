@@ -17,7 +17,8 @@ os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "fals
 
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One Prefect test server for the session (about 10 s to start; paid once)."""
+    """One Prefect test server for the session (about 10 s to start; paid once; a busy machine
+    has taken over 90 s to migrate its new database)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
@@ -25,7 +26,7 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # The heartbeat thread is joined in 1 s steps when a flow run ends: about 1 s per flow run,
     # most of the suite's time. Nothing here reads heartbeat events (the demo turns it off too).
     with (
-        prefect_test_harness(server_startup_timeout=90),
+        prefect_test_harness(server_startup_timeout=240),
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,10 +81,17 @@ def test_injected_audit_faults_fire_their_detectors_alerts_artifact_and_charts(
     assert "## CRITICAL Issues" in str(artifact.data)
     assert "Net P&L" in str(artifact.data)
     markdown = Path(result["markdown"]).read_text()
-    assert markdown == str(artifact.data)
     assert len(result["charts"]) == 2
+    inlined = markdown
     for chart in result["charts"]:
-        assert Path(chart).read_bytes()[:8] == PNG_SIGNATURE
+        png = Path(chart).read_bytes()
+        assert png[:8] == PNG_SIGNATURE
+        name = Path(chart).name
+        assert f"]({name})" in markdown  # the file links its neighbour
+        uri = "data:image/png;base64," + base64.b64encode(png).decode()
+        assert f"]({uri})" in str(artifact.data)  # the UI gets the image itself
+        inlined = inlined.replace(f"]({name})", f"]({uri})")
+    assert str(artifact.data) == inlined
 
 
 def test_tables_not_yet_migrated_are_reported_not_measurable(tmp_path: Path) -> None:

@@ -7,11 +7,10 @@ from typing import Any
 import pytest
 from pyln.client import LightningRpc
 
-from lnsim.schema_check import response_errors
+from lnsim.schema_check import SHIPPED_SCHEMAS, response_errors
 from lnsim.simfleet import SimFleet
-from lnsim.topology import graph_dir
 
-SCHEMAS = graph_dir().parent / "cln-schemas"
+SCHEMAS = SHIPPED_SCHEMAS
 DAY_S = 86_400
 
 

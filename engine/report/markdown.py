@@ -122,7 +122,8 @@ def _pnl(ctx: ReportContext) -> list[str]:
         )
     out.append("")
     if "pnl" in ctx.charts:
-        out += [f"![Cumulative net P&L per node]({ctx.charts['pnl']})", ""]
+        # Alt text in plain words: an "&" here reached the UI's alt attribute as a literal "&amp;".
+        out += [f"![Cumulative net profit and loss per node]({ctx.charts['pnl']})", ""]
     return out
 
 

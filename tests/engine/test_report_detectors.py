@@ -663,7 +663,7 @@ def test_report_renders_every_section_like_the_audit() -> None:
         "## Not Measurable",
         "## What's Working",
         "## Recommended Actions (Priority Order)",
-        "![Cumulative net P&L per node](pnl.png)",
+        "![Cumulative net profit and loss per node](pnl.png)",
     ):
         assert heading in markdown
     assert "| **P1** | Review each value with `hiveops config check`" in markdown

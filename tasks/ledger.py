@@ -44,7 +44,9 @@ def heartbeat_finish(
     detail: dict[str, Any] | str | None = None,
 ) -> None:
     text = detail if isinstance(detail, str) or detail is None else json.dumps(detail, default=str)
-    with db.writer(warehouse_path, who=f"{loop} heartbeat") as con:
+    # A finished cycle is the loop's last write: the read copy is published when the writer
+    # hands the file back (warehouse/readcopy.py), so every loop publishes, none opens the copy.
+    with db.writer(warehouse_path, who=f"{loop} heartbeat", publish_for=(loop, run_id)) as con:
         db.run(
             con,
             "common.heartbeat_finish",

@@ -148,6 +148,8 @@ def _connect(db_path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckD
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
+            if delay_s == 0.05:
+                log.info("warehouse %s held by another process (%s); retrying", db_path, exc)
             if time.monotonic() >= deadline:
                 pid = _PID_RE.search(str(exc))
                 holder = f"process {pid.group(1)}" if pid else "another process"

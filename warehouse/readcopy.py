@@ -83,11 +83,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _last_publish(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    row = con.execute(sql("readcopy.last_publish")).fetchone()
-    return row[0] if row else None
-
-
 def publish(
     con: duckdb.DuckDBPyConnection,
     db_path: Path,
@@ -106,10 +101,11 @@ def publish(
     copy = config.path
     started = time.monotonic()
     now = datetime.now(UTC)
-    if not force and config.every_s > 0 and copy.exists():
-        last = _last_publish(con)
-        if last is not None and (now - last).total_seconds() < config.every_s:
-            return None
+    # The copy's own mtime (set when it was written, kept by the rename) says when it was last
+    # published; a row in the live file could name a publish that was killed before its rename.
+    recent = copy.exists() and now.timestamp() - copy.stat().st_mtime < config.every_s
+    if recent and not force:
+        return None
     copy.parent.mkdir(parents=True, exist_ok=True)
     con.execute(
         sql("readcopy.record_publish"),

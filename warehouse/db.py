@@ -130,9 +130,13 @@ def _publish_quietly(con: duckdb.DuckDBPyConnection, db_path: Path, loop: str, r
 
 
 def release_all() -> None:
-    """Close every held connection now (tests, shutdown, before handing the file to others)."""
-    for path in list(_held):
-        _release(path)
+    """Close every held connection now (tests, shutdown, before handing the file to others).
+
+    Under the lock, so a release (and its publish) running on the idle timer is finished first.
+    """
+    with _held_lock:
+        for path in list(_held):
+            _release(path)
 
 
 atexit.register(release_all)

@@ -56,6 +56,7 @@ def warehouse_paths(config: Path | None) -> WarehousePaths:
             settings.read_copy_path,
             settings.warehouse.lock_timeout_s,
             settings.warehouse.publish_every_s,
+            settings.warehouse.publish_max_age_s,
         )
 
 

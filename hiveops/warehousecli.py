@@ -86,6 +86,7 @@ def describe(paths: WarehousePaths) -> dict[str, Any]:
                     pid=published["pid"],
                 )
     copy["publish_every_s"] = paths.publish_every_s
+    copy["publish_max_age_s"] = paths.publish_max_age_s
     return {"live": live, "read_copy": copy}
 
 
@@ -117,8 +118,12 @@ def _info(args: argparse.Namespace) -> int:
             f"            {_mb(copy['size_bytes'])}, published {copy['published_at']} "
             f"({copy['age_s']:.0f} s ago) by {copy['loop']} run {copy['run_id']}"
         )
-    every = copy["publish_every_s"]
-    print(f"publishing  {'every writing loop run' if not every else f'at most every {every:g} s'}")
+    every, max_age = copy["publish_every_s"], copy["publish_max_age_s"]
+    floor = f", never within {every:g} s of the last" if every else ""
+    print(
+        f"publishing  after every writing loop run{floor}; while a publish costs over 10% of a "
+        f"run, only once the copy is {max_age:g} s old"
+    )
     return 0
 
 
@@ -136,7 +141,7 @@ def _publish(args: argparse.Namespace) -> int:
         settings.warehouse_path,
         loop="manual",
         run_id=f"cli-{uuid.uuid4().hex[:12]}",
-        config=CopyConfig(settings.read_copy_path, settings.warehouse.publish_every_s),
+        config=CopyConfig(settings.read_copy_path),
         timeout_s=settings.warehouse.lock_timeout_s,
     )
     if done is None:  # only a non-forced publish skips

@@ -83,9 +83,11 @@ class WarehouseConfig(Section):
     # Ad-hoc readers (hiveops sql, notebooks, BI tools) open this copy, never the live file;
     # default beside the warehouse: hiveops.duckdb -> hiveops.read.duckdb (docs/WAREHOUSE.md).
     read_copy_path: Path | None = None
-    # 0: every writing loop run publishes the copy as its last step. N > 0: a run publishes only
-    # if the last publish is N s old, so the copy is at most N s plus one loop interval behind.
+    # A loop run publishes the copy as its last step unless the copy is younger than
+    # publish_every_s, or the last publish took more than a tenth of this run and the copy is
+    # younger than publish_max_age_s (a big warehouse: publish less often, staleness bounded).
     publish_every_s: float = Field(default=0.0, ge=0, le=86_400)
+    publish_max_age_s: float = Field(default=1_800.0, ge=0, le=86_400)
 
 
 class Settings(BaseSettings):

@@ -29,6 +29,7 @@ class WarehousePaths:
     read_copy: Path
     lock_timeout_s: float
     publish_every_s: float = 0.0
+    publish_max_age_s: float = 1_800.0
 
 
 class NeedsFullSettings(ValueError):
@@ -61,18 +62,19 @@ def quick_paths(config: str | Path | None) -> WarehousePaths:
         "HIVEOPS_WAREHOUSE__LOCK_TIMEOUT_S", section.get("lock_timeout_s", DEFAULT_LOCK_TIMEOUT_S)
     )
     every = os.environ.get("HIVEOPS_WAREHOUSE__PUBLISH_EVERY_S", section.get("publish_every_s", 0))
+    max_age = os.environ.get(
+        "HIVEOPS_WAREHOUSE__PUBLISH_MAX_AGE_S", section.get("publish_max_age_s", 1_800)
+    )
     if not isinstance(live, str | Path) or not isinstance(copy, str | Path | None):
         raise NeedsFullSettings("warehouse paths are not strings")
     try:
-        timeout_s, every_s = float(timeout), float(every)
+        timeout_s, every_s, max_age_s = float(timeout), float(every), float(max_age)
     except (TypeError, ValueError) as exc:
-        raise NeedsFullSettings(
-            f"lock_timeout_s = {timeout!r}, publish_every_s = {every!r}"
-        ) from exc
+        raise NeedsFullSettings(f"{timeout!r}, {every!r}, {max_age!r}: not numbers") from exc
     base = config_path.resolve().parent
     live_path = absolute(Path(live), base)
     copy_path = absolute(Path(copy), base) if copy else default_read_copy_path(live_path)
-    return WarehousePaths(live_path, copy_path, timeout_s, every_s)
+    return WarehousePaths(live_path, copy_path, timeout_s, every_s, max_age_s)
 
 
 def absolute(path: Path, base: Path) -> Path:

@@ -19,6 +19,7 @@ FLEET_WIDE = "*"
 def heartbeat_start(
     warehouse_path: Path, run_id: str, loop: str, node: str, started_at: datetime
 ) -> None:
+    db.note_run_start(run_id)  # a publish at the run's end weighs its cost against the run
     with db.writer(warehouse_path, who=f"{loop} heartbeat") as con:
         db.run(
             con,

@@ -71,6 +71,7 @@ def child(code: str) -> subprocess.Popen[str]:
                 "HIVEOPS_WAREHOUSE_PATH": "b/live.duckdb",
                 "HIVEOPS_WAREHOUSE__READ_COPY_PATH": "c.duckdb",
                 "HIVEOPS_WAREHOUSE__PUBLISH_EVERY_S": "120",
+                "HIVEOPS_WAREHOUSE__PUBLISH_MAX_AGE_S": "600",
                 "HIVEOPS_WAREHOUSE__LOCK_TIMEOUT_S": "5",
             },
         ),
@@ -88,6 +89,7 @@ def test_quick_paths_agree_with_the_settings_loader(
     assert quick.read_copy == settings.read_copy_path
     assert quick.lock_timeout_s == settings.warehouse.lock_timeout_s
     assert quick.publish_every_s == settings.warehouse.publish_every_s
+    assert quick.publish_max_age_s == settings.warehouse.publish_max_age_s
 
 
 def test_publish_copies_the_committed_warehouse_with_its_publish_row(warehouse_path: Path) -> None:
@@ -241,6 +243,32 @@ def test_publish_every_s_bounds_how_often_it_copies(tmp_path: Path) -> None:
     assert copy_state(settings.read_copy_path) == (2, "r3")
 
 
+def test_a_publish_costing_over_a_tenth_of_its_run_waits_until_the_copy_is_old() -> None:
+    config = readcopy.CopyConfig(Path("c.duckdb"), every_s=0, max_age_s=1800)
+    assert readcopy.skip_reason(None, config, run_s=1.0, last_s=5.0) is None  # no copy yet
+    assert readcopy.skip_reason(60, config, run_s=10.0, last_s=0.9) is None  # 9 %: every run
+    reason = readcopy.skip_reason(60, config, run_s=10.0, last_s=1.5)  # 15 %: less often
+    assert reason is not None and "publish_max_age_s = 1800" in reason
+    assert readcopy.skip_reason(1801, config, run_s=10.0, last_s=1.5) is None  # bounded
+    assert readcopy.skip_reason(60, config, run_s=None, last_s=1.5) is None  # cost unknown
+    floor = readcopy.CopyConfig(Path("c.duckdb"), every_s=300)
+    assert readcopy.skip_reason(299, floor, run_s=100.0, last_s=0.1) is not None
+
+
+def test_the_last_publish_time_is_read_from_the_live_row_and_the_copy_mtime(
+    warehouse_path: Path,
+) -> None:
+    done = db.publish_now(warehouse_path, loop="collect", run_id="r1")
+    assert done is not None
+    with db.writer(warehouse_path) as con:
+        took_s = readcopy.last_publish_s(con, done.path)
+    assert took_s is not None and 0 <= took_s <= done.total_s + 0.05
+    with db.writer(warehouse_path) as con:  # a run far longer than the publish: it publishes
+        assert readcopy.publish(con, warehouse_path, loop="fees", run_id="r2", run_s=3600.0)
+    with db.writer(warehouse_path) as con:  # the last one took longer than a tenth of 0.01 s
+        assert readcopy.publish(con, warehouse_path, loop="fees", run_id="r3", run_s=0.01) is None
+
+
 def test_a_failed_publish_keeps_the_old_copy_and_frees_the_writer(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -280,6 +308,7 @@ def test_warehouse_info_names_both_files_and_the_publishing_run(
     assert copy["path"] == str(tmp_path / "w.read.duckdb") and copy["size_bytes"] > 0
     assert copy["loop"] == "manual" and copy["run_id"].startswith("cli-")
     assert 0 <= copy["age_s"] < 60 and copy["publish_every_s"] == 0
+    assert copy["publish_max_age_s"] == 1800
     assert main(["warehouse", "info", "--config", str(config)]) == 0
     text = capsys.readouterr().out
     assert "published" in text and "by manual run cli-" in text and "writer lock free" in text

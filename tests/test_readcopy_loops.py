@@ -65,7 +65,8 @@ def test_sessions_on_the_copy_delay_no_loop_and_no_loop_opens_the_copy(
 ) -> None:
     config = audit.write_config(tmp_path / "hiveops.toml", tmp_path / "hiveops.duckdb")
     with config.open("a") as f:
-        f.write(f"\n[warehouse]\nlock_timeout_s = {LOCK_TIMEOUT_S}\n")
+        # publish_max_age_s = 0: every run publishes, however loaded the test machine
+        f.write(f"\n[warehouse]\nlock_timeout_s = {LOCK_TIMEOUT_S}\npublish_max_age_s = 0\n")
     settings = load_settings(config)
     copy = settings.read_copy_path
     collect(config_path=str(config), now=audit.now)

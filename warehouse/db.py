@@ -121,10 +121,24 @@ def _release(db_path: Path) -> None:
             os.close(held.fd)  # closing the descriptor releases the flock
 
 
+# When each loop run this process saw began (monotonic), so a publish knows its share of the run.
+_run_started: dict[str, float] = {}
+
+
+def note_run_start(run_id: str) -> None:
+    """Called at a loop run's first write (its heartbeat-start)."""
+    with _held_lock:
+        _run_started.setdefault(run_id, time.monotonic())
+        while len(_run_started) > 64:
+            _run_started.pop(next(iter(_run_started)))
+
+
 def _publish_quietly(con: duckdb.DuckDBPyConnection, db_path: Path, loop: str, run_id: str) -> None:
     """A failed publish leaves the previous copy and must not fail the loop that wrote."""
+    started = _run_started.get(run_id)
+    run_s = time.monotonic() - started if started is not None else None
     try:
-        readcopy.publish(con, db_path, loop=loop, run_id=run_id)
+        readcopy.publish(con, db_path, loop=loop, run_id=run_id, run_s=run_s)
     except Exception:
         log.exception("read copy of %s not published (the previous copy stays)", db_path)
 

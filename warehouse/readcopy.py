@@ -34,10 +34,16 @@ class PublishError(RuntimeError):
     """The copy could not be published; the previous copy is untouched."""
 
 
+# A publish may cost at most this share of the loop run it ends (issue #23: past it, publish
+# less often); beyond publish_max_age_s the copy is republished whatever it costs.
+COST_SHARE = 0.10
+
+
 @dataclass(frozen=True)
 class CopyConfig:
     path: Path
-    every_s: float
+    every_s: float = 0.0
+    max_age_s: float = 1_800.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,40 @@ def config_for(db_path: Path) -> CopyConfig:
     from models.settings import loaded_warehouse_config
 
     config = loaded_warehouse_config(db_path)
-    path = (config.read_copy_path if config else None) or default_read_copy_path(db_path)
-    return CopyConfig(path=Path(path), every_s=config.publish_every_s if config else 0.0)
+    if config is None:
+        return CopyConfig(path=default_read_copy_path(db_path))
+    return CopyConfig(
+        path=Path(config.read_copy_path or default_read_copy_path(db_path)),
+        every_s=config.publish_every_s,
+        max_age_s=config.publish_max_age_s,
+    )
+
+
+def last_publish_s(con: duckdb.DuckDBPyConnection, copy: Path) -> float | None:
+    """How long the last publish took: from its row's time to the copy's mtime (its last write),
+    read without opening the copy."""
+    row = con.execute(sql("readcopy.last_publish")).fetchone()
+    if row is None or not copy.exists():
+        return None
+    took_s = copy.stat().st_mtime - row[0].timestamp()
+    return took_s if 0 <= took_s < 3_600 else None
+
+
+def skip_reason(
+    age_s: float | None, config: CopyConfig, run_s: float | None, last_s: float | None
+) -> str | None:
+    """Why this run should not publish, or None. `age_s` None: there is no copy yet."""
+    if age_s is None:
+        return None
+    if age_s < config.every_s:
+        return f"copy is {age_s:.0f} s old, publish_every_s = {config.every_s:g}"
+    costly = run_s is not None and last_s is not None and last_s > COST_SHARE * run_s
+    if costly and age_s < config.max_age_s:
+        return (
+            f"a publish takes {last_s:.2f} s, over {COST_SHARE:.0%} of this {run_s:.1f} s run; "
+            f"copy is {age_s:.0f} s old, publish_max_age_s = {config.max_age_s:g}"
+        )
+    return None
 
 
 def _copy_file(src: Path, dst: Path) -> None:
@@ -90,22 +128,27 @@ def publish(
     loop: str,
     run_id: str,
     config: CopyConfig | None = None,
+    run_s: float | None = None,
     force: bool = False,
 ) -> Published | None:
     """Publish the copy of `db_path`. The caller holds the writer lock and `con` read-write.
 
-    Returns None when `every_s` says the last publish is recent enough (bounded staleness).
+    `run_s`: how long the loop run this publish ends has taken. Returns None when `skip_reason`
+    says this run should leave the copy as it is (bounded staleness).
     """
     db_path = Path(db_path).resolve()
     config = config or config_for(db_path)
     copy = config.path
     started = time.monotonic()
     now = datetime.now(UTC)
-    # The copy's own mtime (set when it was written, kept by the rename) says when it was last
-    # published; a row in the live file could name a publish that was killed before its rename.
-    recent = copy.exists() and now.timestamp() - copy.stat().st_mtime < config.every_s
-    if recent and not force:
-        return None
+    if not force:
+        # The copy's mtime (its last write, kept by the rename) says when it was published; a
+        # row in the live file could name a publish that was killed before its rename.
+        age_s = now.timestamp() - copy.stat().st_mtime if copy.exists() else None
+        reason = skip_reason(age_s, config, run_s, last_publish_s(con, copy))
+        if reason:
+            log.info("read copy %s not republished for %s run %s: %s", copy, loop, run_id, reason)
+            return None
     copy.parent.mkdir(parents=True, exist_ok=True)
     con.execute(
         sql("readcopy.record_publish"),

@@ -61,7 +61,7 @@ async def _states() -> Counter[tuple[str, str]]:
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
-        runs = await client.read_flow_runs(limit=1000)
+        runs = await client.read_flow_runs(limit=200)
         names = {d.id: d.name for d in await client.read_deployments()}
     return Counter((names.get(r.deployment_id, "?"), r.state_name or "?") for r in runs)
 

@@ -312,3 +312,20 @@ def test_warehouse_info_names_both_files_and_the_publishing_run(
     assert main(["warehouse", "info", "--config", str(config)]) == 0
     text = capsys.readouterr().out
     assert "published" in text and "by manual run cli-" in text and "writer lock free" in text
+
+
+def test_every_view_can_be_read_from_the_copy(warehouse_path: Path) -> None:
+    copy = db.publish_now(warehouse_path, loop="collect", run_id="r1").path  # type: ignore[union-attr]
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        views = [
+            row[0]
+            for row in con.execute(
+                "select view_name from duckdb_views() where not internal and schema_name = 'main'"
+            ).fetchall()
+        ]
+        assert "read_copy_freshness" in views and len(views) > 5
+        for view in views:
+            con.execute(f'select * from "{view}" limit 1').fetchall()
+    finally:
+        con.close()

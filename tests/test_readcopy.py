@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -329,3 +330,46 @@ def test_every_view_can_be_read_from_the_copy(warehouse_path: Path) -> None:
             con.execute(f'select * from "{view}" limit 1').fetchall()
     finally:
         con.close()
+
+
+def test_a_run_with_nodes_still_running_leaves_the_publish_to_its_last_node(
+    warehouse_path: Path,
+) -> None:
+    assert db.publish_now(warehouse_path, loop="collect", run_id="r0")  # a copy exists
+    now = datetime.now(UTC)
+    with db.writer(warehouse_path) as con:
+        for node in ("n1", "n2"):
+            db.run(
+                con,
+                "common.heartbeat_start",
+                run_id="r1",
+                loop="collect",
+                node=node,
+                started_at=now,
+            )
+        db.run(
+            con,
+            "common.heartbeat_finish",
+            run_id="r1",
+            loop="collect",
+            node="n1",
+            finished_at=now,
+            status="ok",
+            rows_written=0,
+            decisions=0,
+            detail=None,
+        )
+        assert readcopy.publish(con, warehouse_path, loop="collect", run_id="r1") is None
+        db.run(
+            con,
+            "common.heartbeat_finish",
+            run_id="r1",
+            loop="collect",
+            node="n2",
+            finished_at=now,
+            status="ok",
+            rows_written=0,
+            decisions=0,
+            detail=None,
+        )
+        assert readcopy.publish(con, warehouse_path, loop="collect", run_id="r1") is not None

@@ -146,6 +146,10 @@ def publish(
         # row in the live file could name a publish that was killed before its rename.
         age_s = now.timestamp() - copy.stat().st_mtime if copy.exists() else None
         reason = skip_reason(age_s, config, run_s, last_publish_s(con, copy))
+        running = con.execute(sql("readcopy.run_unfinished"), {"run_id": run_id}).fetchone()
+        if age_s is not None and running and running[0] > 0:
+            # collect starts every node's heartbeat first: its last node's finish publishes
+            reason = f"{running[0]} node(s) of this run still running"
         if reason:
             log.info("read copy %s not republished for %s run %s: %s", copy, loop, run_id, reason)
             return None

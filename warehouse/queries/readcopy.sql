@@ -13,3 +13,6 @@ SELECT count(*) AS publishes FROM read_copy_publishes WHERE published_at >= $sin
 
 -- name: forget_publish
 DELETE FROM read_copy_publishes WHERE published_at = $published_at AND pid = $pid;
+
+-- name: run_unfinished
+SELECT count(*) AS running FROM heartbeats WHERE run_id = $run_id AND status = 'running';

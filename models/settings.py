@@ -7,7 +7,6 @@ Environment variables override the file (`HIVEOPS_DRY_RUN=true`,
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from models.advisor import AdvisorConfig
 from models.fleet import FleetConfig
 from models.orchestration import OrchestrationConfig
 from models.report import ReportConfig
-
-DEFAULT_CONFIG_NAME = "hiveops.toml"
+from models.warehouse_paths import default_read_copy_path, resolve_config_path
 
 
 class ConfigError(ValueError):
@@ -82,6 +80,14 @@ class BudgetConfig(Section):
 
 class WarehouseConfig(Section):
     lock_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # Ad-hoc readers (hiveops sql, notebooks, BI tools) open this copy, never the live file;
+    # default beside the warehouse: hiveops.duckdb -> hiveops.read.duckdb (docs/WAREHOUSE.md).
+    read_copy_path: Path | None = None
+    # A loop run publishes the copy as its last step unless the copy is younger than
+    # publish_every_s, or the last publish took more than a tenth of this run and the copy is
+    # younger than publish_max_age_s (a big warehouse: publish less often, staleness bounded).
+    publish_every_s: float = Field(default=0.0, ge=0, le=86_400)
+    publish_max_age_s: float = Field(default=1_800.0, ge=0, le=86_400)
 
 
 class Settings(BaseSettings):
@@ -130,20 +136,16 @@ class Settings(BaseSettings):
         # Environment beats the file (passed as init kwargs by load_settings).
         return env_settings, init_settings
 
+    @property
+    def read_copy_path(self) -> Path:
+        return self.warehouse.read_copy_path or default_read_copy_path(self.warehouse_path)
+
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:
             if node.name == name:
                 return node
         known = ", ".join(n.name for n in self.nodes) or "none"
         raise ConfigError(f"no node named {name!r} in the config (configured: {known})")
-
-
-def resolve_config_path(path: str | Path | None) -> Path:
-    """--config, else $HIVEOPS_CONFIG, else ./hiveops.toml."""
-    if path is not None:
-        return Path(path)
-    env = os.environ.get("HIVEOPS_CONFIG")
-    return Path(env) if env else Path(DEFAULT_CONFIG_NAME)
 
 
 def load_settings(path: str | Path | None = None, *, require_file: bool = True) -> Settings:
@@ -172,9 +174,29 @@ def _resolve_relative(settings: Settings, base: Path) -> Settings:
         return p if p.is_absolute() else base / p
 
     nodes = [n.model_copy(update={"rpc_socket": absolute(n.rpc_socket)}) for n in settings.nodes]
-    return settings.model_copy(
-        update={"warehouse_path": absolute(settings.warehouse_path), "nodes": nodes}
+    copy = settings.warehouse.read_copy_path
+    warehouse = settings.warehouse.model_copy(
+        update={"read_copy_path": absolute(copy) if copy else None}
     )
+    resolved = settings.model_copy(
+        update={
+            "warehouse_path": absolute(settings.warehouse_path),
+            "nodes": nodes,
+            "warehouse": warehouse,
+        }
+    )
+    _loaded_warehouses[resolved.warehouse_path.resolve()] = resolved.warehouse
+    return resolved
+
+
+# Every loop loads its settings before it writes; the warehouse layer publishes the read copy for
+# any loop without each flow handing it the config (warehouse.readcopy.config_for).
+_loaded_warehouses: dict[Path, WarehouseConfig] = {}
+
+
+def loaded_warehouse_config(warehouse_path: Path) -> WarehouseConfig | None:
+    """The [warehouse] section this process last loaded for that file, if any."""
+    return _loaded_warehouses.get(Path(warehouse_path).resolve())
 
 
 def format_validation_error(exc: ValidationError, source: Path) -> str:

@@ -19,6 +19,7 @@ FLEET_WIDE = "*"
 def heartbeat_start(
     warehouse_path: Path, run_id: str, loop: str, node: str, started_at: datetime
 ) -> None:
+    db.note_run_start(run_id)  # a publish at the run's end weighs its cost against the run
     with db.writer(warehouse_path, who=f"{loop} heartbeat") as con:
         db.run(
             con,
@@ -44,7 +45,9 @@ def heartbeat_finish(
     detail: dict[str, Any] | str | None = None,
 ) -> None:
     text = detail if isinstance(detail, str) or detail is None else json.dumps(detail, default=str)
-    with db.writer(warehouse_path, who=f"{loop} heartbeat") as con:
+    # A finished cycle is the loop's last write: the read copy is published when the writer
+    # hands the file back (warehouse/readcopy.py), so every loop publishes, none opens the copy.
+    with db.writer(warehouse_path, who=f"{loop} heartbeat", publish_for=(loop, run_id)) as con:
         db.run(
             con,
             "common.heartbeat_finish",

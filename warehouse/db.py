@@ -20,13 +20,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
+from warehouse import readcopy
 from warehouse.migrate import migrate
 from warehouse.queries import sql
+
+if TYPE_CHECKING:  # polars is imported where a frame is made: `hiveops sql` never pays for it
+    import polars as pl
 
 log = logging.getLogger("hiveops.warehouse")
 
@@ -93,6 +96,9 @@ class _Held:
     con: duckdb.DuckDBPyConnection
     fd: int
     timer: threading.Timer | None = None
+    # (loop, run_id) of a loop cycle that finished here: the read copy is published, still under
+    # the writer lock, when this process hands the file back.
+    publish_for: tuple[str, str] | None = None
 
 
 IDLE_RELEASE_S = 0.5
@@ -108,15 +114,43 @@ def _release(db_path: Path) -> None:
         if held.timer is not None:
             held.timer.cancel()
         try:
+            if held.publish_for is not None:
+                _publish_quietly(held.con, db_path, *held.publish_for)
             held.con.close()
         finally:
             os.close(held.fd)  # closing the descriptor releases the flock
 
 
+# When each loop run this process saw began (monotonic), so a publish knows its share of the run.
+_run_started: dict[str, float] = {}
+
+
+def note_run_start(run_id: str) -> None:
+    """Called at a loop run's first write (its heartbeat-start)."""
+    with _held_lock:
+        _run_started.setdefault(run_id, time.monotonic())
+        while len(_run_started) > 64:
+            _run_started.pop(next(iter(_run_started)))
+
+
+def _publish_quietly(con: duckdb.DuckDBPyConnection, db_path: Path, loop: str, run_id: str) -> None:
+    """A failed publish leaves the previous copy and must not fail the loop that wrote."""
+    started = _run_started.get(run_id)
+    run_s = time.monotonic() - started if started is not None else None
+    try:
+        readcopy.publish(con, db_path, loop=loop, run_id=run_id, run_s=run_s)
+    except Exception:
+        log.exception("read copy of %s not published (the previous copy stays)", db_path)
+
+
 def release_all() -> None:
-    """Close every held connection now (tests, shutdown, before handing the file to others)."""
-    for path in list(_held):
-        _release(path)
+    """Close every held connection now (tests, shutdown, before handing the file to others).
+
+    Under the lock, so a release (and its publish) running on the idle timer is finished first.
+    """
+    with _held_lock:
+        for path in list(_held):
+            _release(path)
 
 
 atexit.register(release_all)
@@ -132,6 +166,8 @@ def _connect(db_path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckD
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
+            if delay_s == 0.05:
+                log.info("warehouse %s held by another process (%s); retrying", db_path, exc)
             if time.monotonic() >= deadline:
                 pid = _PID_RE.search(str(exc))
                 holder = f"process {pid.group(1)}" if pid else "another process"
@@ -160,12 +196,14 @@ def writer(
     *,
     timeout_s: float = 60.0,
     who: str = "hiveops",
+    publish_for: tuple[str, str] | None = None,
     _skip_migrate: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write cursor for the block; migrations applied first.
 
     Writers inside one process take turns (a re-entrant lock); writers in other processes wait
-    on the lock file.
+    on the lock file. `publish_for=(loop, run_id)` marks the end of a loop's cycle: the read copy
+    is published before the connection and the lock are handed back.
     """
     db_path = Path(db_path).resolve()
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +221,8 @@ def writer(
             held = _held[db_path] = _Held(con, fd)
         elif held.timer is not None:
             held.timer.cancel()
+        if publish_for is not None:
+            held.publish_for = publish_for
         cursor = held.con.cursor()
         try:
             yield cursor
@@ -193,6 +233,21 @@ def writer(
             # being torn down mid-close.
             held.timer.daemon = False
             held.timer.start()
+
+
+def publish_now(
+    db_path: Path,
+    *,
+    loop: str,
+    run_id: str,
+    config: readcopy.CopyConfig | None = None,
+    timeout_s: float = 60.0,
+    force: bool = True,
+) -> readcopy.Published | None:
+    """Publish the read copy now, under the writer lock (`hiveops warehouse publish`, benches)."""
+    db_path = Path(db_path).resolve()
+    with writer(db_path, timeout_s=timeout_s, who=f"{loop} publish") as con:
+        return readcopy.publish(con, db_path, loop=loop, run_id=run_id, config=config, force=force)
 
 
 @contextmanager
@@ -244,4 +299,6 @@ def fetch_all(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[
 
 def fetch_frame(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pl.DataFrame:
     """The named query's result as a polars frame (through Arrow, no row-by-row copy)."""
+    import polars as pl
+
     return pl.from_arrow(con.sql(sql(name), params=params or None).to_arrow_table())  # type: ignore[return-value]

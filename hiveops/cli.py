@@ -70,7 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     alerts_cli.add_arguments(alerts)
     alerts.set_defaults(handler=alerts_cli.run_from_args)
 
+    from hiveops import schedules as schedules_cli
     from hiveops import service as service_cli
+
+    schedules = sub.add_parser(
+        "schedules", help="each loop's interval or cron schedule; apply it to deployed loops"
+    )
+    schedules_cli.add_arguments(schedules)
+    schedules.set_defaults(handler=schedules_cli.run_from_args)
 
     service = sub.add_parser(
         "service", help="systemd units for the Prefect server and the scheduler; are they running?"

@@ -32,12 +32,20 @@ def notice_event(notice: Notice, related: list[dict[str, str]] | None = None) ->
 
 
 def emit_notices(notices: list[Notice], related: list[dict[str, str]] | None = None) -> int:
-    """Send each notice as an event; returns how many the API accepted. Without an API (a flow
-    called as a plain function) or when the API refuses, the notices are logged, not raised: the
-    warehouse rows already hold the findings and the check must not fail because of delivery."""
+    """Send each notice as an event; returns how many the API accepted. Without a configured
+    Prefect server, or when it refuses, the notices are logged, not raised: the warehouse rows
+    already hold the findings and the check must not fail because of delivery."""
     if not notices:
         return 0
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        # The ephemeral API (no server configured: `hiveops run`, the demo) has no automations
+        # to deliver them, and starting one per notice costs seconds.
+        for n in notices:
+            log.info("hiveops notice (no Prefect server configured, not sent): %s", n.subject)
+        return 0
 
     events = [notice_event(n, related).model_dump(mode="json") for n in notices]
     try:

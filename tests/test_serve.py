@@ -213,6 +213,39 @@ def run_states(api_url: str, deployment: str) -> set[str]:
     return {r.state.name for r in runs if r.state is not None}
 
 
+def probe_native_failed_events(api_url: str, webhook_url: str) -> None:
+    """An automation on Prefect's own `prefect.flow-run.Failed`, to measure the hold."""
+    from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        block_id = CustomWebhookNotificationBlock(
+            name="probe", url=webhook_url, json_data={"subject": "{{subject}}", "body": "x"}
+        ).save("probe-native", overwrite=True)
+        with get_client(sync_client=True) as client:
+            client.create_automation(
+                AutomationCore(
+                    name="probe: native Failed",
+                    trigger=EventTrigger(
+                        expect={"prefect.flow-run.Failed"},
+                        match={"prefect.resource.id": "prefect.flow-run.*"},
+                        posture=Posture.Reactive,
+                        threshold=1,
+                        within=timedelta(0),
+                    ),
+                    actions=[
+                        SendNotification(
+                            block_document_id=block_id,
+                            subject="native: {{ flow.name }} {{ flow_run.state.name }}",
+                            body="x",
+                        )
+                    ],
+                )
+            )
+
+
 def first_failed_end(api_url: str, deployment: str) -> datetime | None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
@@ -232,6 +265,7 @@ def first_failed_end(api_url: str, deployment: str) -> datetime | None:
 def test_first_scheduled_failure_alerts_within_one_interval_and_once(served: Served) -> None:
     ui_url = served.wait("the UI address", lambda: served.ui_url, timeout_s=UP_S)
     api_url = f"{ui_url}/api"
+    probe_native_failed_events(api_url, served.webhook.url)
     failed = "hiveops: collect run failed"
     served.wait(failed, lambda: failed in served.webhook.subjects(), timeout_s=240)
     arrived = datetime.now(UTC)
@@ -248,10 +282,16 @@ def test_first_scheduled_failure_alerts_within_one_interval_and_once(served: Ser
     stale = "hiveops: collect is stale on nexus-02"
     served.wait(stale, lambda: stale in served.webhook.subjects(), timeout_s=120)
     # outcomes fails too (nexus-02 was never collected): its own notice, also once.
-    served.wait("more failed collect runs", lambda: len(fails(api_url)) >= 3, 90)
+    served.wait("a second failed collect run", lambda: len(fails(api_url)) >= 2, 240)
     assert served.webhook.subjects().count(failed) == 1  # one episode, one notice
     assert served.webhook.subjects().count(stale) == 1
     assert served.webhook.subjects().count("hiveops: outcomes run failed") == 1
+    # A measurement, not a requirement: Prefect's own Failed events of these runs are held.
+    native = [p for p in served.webhook.posts if p.get("subject", "").startswith("native:")]
+    print(
+        f"Prefect's own Failed events delivered {len(native)} notice(s) in the "
+        f"{(datetime.now(UTC) - first_end).total_seconds():.0f}s since the first failed run"
+    )
 
 
 def fails(api_url: str) -> list[str]:

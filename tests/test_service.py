@@ -105,6 +105,10 @@ def test_status_against_a_real_server_units_and_polling(
     assert f"unit {SERVER_UNIT}: installed, not enabled" in facts
     assert any(f"unit {SCHEDULER_UNIT} is installed but not enabled" in p for p in problems)
     assert any("nothing polls them" in p and "fees (never polled)" in p for p in problems)
+    from hiveops.configcheck import scheduling_problems
+
+    # `hiveops config check` says the same (it asks the server PREFECT_API_URL names).
+    assert any("fees (never polled)" in p for p in scheduling_problems())
 
     # What `systemctl --user enable` makes, and what serve's runner does every few seconds.
     wants = plan.unit_dir / "default.target.wants"

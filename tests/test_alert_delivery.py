@@ -200,3 +200,22 @@ def test_each_fault_reaches_every_target_once_and_its_clearing_too(
         ]
     )
     assert got(f"[DOWN] {check}") == ["monitor"]
+
+
+def test_cli_refuses_a_malformed_target_before_starting_anything_and_lists_targets(
+    targets: tuple[HttpReceiver, SmtpReceiver], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hiveops.cli import main
+
+    config = tmp_path / "hiveops.toml"
+    config.write_text('warehouse_path = "w.duckdb"\n[orchestration]\nloops = ["collect"]\n')
+    assert main(["alerts", "install", "--config", str(config), "--notify", "tgram://x"]) == 2
+    assert "not a valid Telegram URL" in capsys.readouterr().err
+    http, _ = targets
+    port = http.base.rsplit(":", 1)[1]
+    assert main(["alerts", "install", "--config", str(config), "--notify",
+                 f"json://127.0.0.1:{port}/apprise"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "created  hiveops: collect stale" in out or "updated  hiveops: collect stale" in out
+    assert f"target   hiveops-notify-1: json://127.0.0.1:{port}/…" in out
+    assert "hiveops-notify-2" not in out  # the e-mail target of the earlier install is replaced

@@ -69,10 +69,12 @@ def check_notify_url(url: str) -> str:
     capture = _Capture()
     apprise_logger = logging.getLogger("apprise")
     apprise_logger.addHandler(capture)
+    propagate, apprise_logger.propagate = apprise_logger.propagate, False  # ours says it better
     try:
         plugin = apprise.Apprise.instantiate(url)
     finally:
         apprise_logger.removeHandler(capture)
+        apprise_logger.propagate = propagate
     if plugin is not None:
         return url
     why = "; ".join(m for m in capture.messages if "Could not load" not in m)

@@ -94,8 +94,8 @@ SERVE = textwrap.dedent(
     from models.orchestration import OrchestrationConfig
 
     config = OrchestrationConfig(
-        loops=("watchdog", "outcomes", "collect"),
-        intervals_s={"watchdog": 5, "outcomes": 5, "collect": 5},
+        loops=("watchdog", "collect"),
+        intervals_s={"watchdog": 5, "collect": 5},
         webhook_url=sys.argv[2],
     )
     sys.exit(serve_loops(sys.argv[1], orchestration=config))
@@ -281,11 +281,9 @@ def test_first_scheduled_failure_alerts_within_one_interval_and_once(served: Ser
     # The watchdog's finding about it, once, with the fix.
     stale = "hiveops: collect is stale on nexus-02"
     served.wait(stale, lambda: stale in served.webhook.subjects(), timeout_s=120)
-    # outcomes fails too (nexus-02 was never collected): its own notice, also once.
     served.wait("a second failed collect run", lambda: len(fails(api_url)) >= 2, 240)
     assert served.webhook.subjects().count(failed) == 1  # one episode, one notice
     assert served.webhook.subjects().count(stale) == 1
-    assert served.webhook.subjects().count("hiveops: outcomes run failed") == 1
     # A measurement, not a requirement: Prefect's own Failed events of these runs are held.
     native = [p for p in served.webhook.posts if p.get("subject", "").startswith("native:")]
     print(
@@ -316,6 +314,6 @@ def run_states_list(api_url: str, deployment: str) -> list[str]:
 def test_stopping_serve_stops_its_server(served: Served) -> None:
     ui_url = served.wait("the UI address", lambda: served.ui_url, timeout_s=UP_S)
     served.process.send_signal(signal.SIGTERM)
-    served.process.wait(timeout=60)
+    served.process.wait(timeout=120)  # in-flight runs are cancelled first; slow on a busy box
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{ui_url}/api/health", timeout=2)

@@ -5,6 +5,7 @@ Prefect server."""
 from __future__ import annotations
 
 import argparse
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -121,7 +122,13 @@ def test_status_against_a_real_server_units_and_polling(
             deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["hiveops"]))
         )
         client.get_scheduled_flow_runs_for_deployments([d.id for d in served])
-    facts, problems = service_report(plan.unit_dir, plan.target, user=True, systemd=False)
+    # the server records the poll in a background task, a moment later
+    deadline = time.monotonic() + 30
+    while True:
+        facts, problems = service_report(plan.unit_dir, plan.target, user=True, systemd=False)
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert f"unit {SERVER_UNIT}: installed, enabled" in facts
     assert problems == []
 

@@ -50,16 +50,21 @@ def _node_evidence(evidence: Any, node: str) -> Any:
         kept = {}
         for key, value in evidence.items():
             if isinstance(value, list):
-                items = [
-                    v for v in value if not isinstance(v, dict | list) or node in evidence_nodes(v)
-                ]
-                kept[key] = items
+                kept[key] = [v for v in value if _about(key, v, node)]
             elif isinstance(value, dict) and evidence_nodes(value):
                 kept[key] = _node_evidence(value, node)
             else:
                 kept[key] = value
         return kept
     return evidence
+
+
+def _about(key: str, item: Any, node: str) -> bool:
+    """Keep a list item unless it is about another node."""
+    if isinstance(item, dict | list):
+        mentioned = evidence_nodes(item)
+        return not mentioned or node in mentioned
+    return key != "nodes" or item == node
 
 
 def _clip(text: str) -> str:

@@ -135,11 +135,9 @@ def stale_fix(loop: str) -> str:
     )
 
 
-def watchdog_notices(
-    new: Iterable[StaleLoop], cleared: Iterable[tuple[str, str, str]]
-) -> list[Notice]:
-    """Fired for each newly stale (loop, node); resolved for each (loop, node, message) that is
-    fresh again. The detector is `loop_stale_<loop>`, the node `fleet` for fleet-wide loops."""
+def watchdog_notices(new: Iterable[StaleLoop], cleared: Iterable[tuple[str, str]]) -> list[Notice]:
+    """Fired for each newly stale (loop, node); resolved for each (loop, node) that is fresh
+    again. The detector is `loop_stale_<loop>`, the node `fleet` for fleet-wide loops."""
     notices = []
     for s in new:
         node = s.node if s.node and s.node != "*" else FLEET
@@ -157,7 +155,7 @@ def watchdog_notices(
                 ),
             )
         )
-    for loop, node_name, message in cleared:
+    for loop, node_name in cleared:
         node = node_name if node_name and node_name != "*" else FLEET
         notices.append(
             Notice(
@@ -167,7 +165,7 @@ def watchdog_notices(
                 node=node,
                 severity="info",
                 subject=f"hiveops resolved: {loop} runs again on {_where(node)}",
-                body=f"Resolved: loop {loop} succeeded again on {_where(node)}.\nIt was: {message}",
+                body=f"Resolved: loop {loop} succeeded again on {_where(node)}; it is fresh now.",
             )
         )
     return notices

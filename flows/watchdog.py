@@ -47,7 +47,7 @@ def watchdog(config_path: str | None = None, now: datetime | float | None = None
     alert_ids = raise_stale_alerts(wh, new, at)
     resolved = resolve_stale_alerts(wh, fresh_again, at)
     keys_of = {alert_id: key for key, alert_id in open_alerts.items()}
-    cleared = [(*keys_of[alert_id], "") for alert_id in fresh_again if alert_id in keys_of]
+    cleared = [keys_of[alert_id] for alert_id in fresh_again if alert_id in keys_of]
     notified = emit_notices(watchdog_notices(new, cleared))
     heartbeat_finish(
         wh,

@@ -66,3 +66,19 @@ def test_a_loop_run_episode_fires_once_and_resolves_once() -> None:
     back = loop_run_notice("fees", failed=False, previous_failed=True, **kw)  # type: ignore[arg-type]
     assert back is not None and back.event == "hiveops.loop.recovered"
     assert loop_run_notice("fees", failed=False, previous_failed=False, **kw) is None  # type: ignore[arg-type]
+
+
+def test_watchdog_stale_loops_fire_per_node_and_clear() -> None:
+    from engine.notices import watchdog_notices
+    from models.orchestration import StaleLoop
+
+    stale = StaleLoop(
+        loop="collect", node="nexus-02", reason="stale", last_ok_at=None, age_s=7200,
+        interval_s=600, stale_after_s=1200, severity="critical",
+    )  # fmt: skip
+    (fired_notice, cleared) = watchdog_notices([stale], [("fees", "*")])
+    assert fired_notice.subject == "hiveops: collect is stale on nexus-02"
+    assert "last succeeded 2.0 h ago" in fired_notice.body and "Fix:" in fired_notice.body
+    assert fired_notice.resource_id == "hiveops.watchdog.loop_stale_collect.nexus-02"
+    assert (cleared.state, cleared.node) == ("resolved", "fleet")
+    assert cleared.subject == "hiveops resolved: fees runs again on the fleet"

@@ -31,6 +31,7 @@ from engine.advisor.graph import NodeEconomics, scan_fleet_proposals, scan_opens
 from engine.advisor.predict import fit_calibration
 from engine.advisor.scan import ChannelInputs, scan_channels
 from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.hooks import LOOP_HOOKS
 from models.advisor import (
     AdvisorConfig,
     AdvisorDecision,
@@ -117,7 +118,7 @@ def decide_all(
     return decisions, skipped, rejection_alerts(memory, learning.answers, learning.alerted, config)
 
 
-@flow(name="advisor")
+@flow(name="advisor", **LOOP_HOOKS)
 def advisor(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
     settings = load_settings(config_path)
     config = advisor_config(settings)

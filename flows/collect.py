@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.hooks import LOOP_HOOKS
 from models.settings import load_settings
 from tasks.collect import (
     check_snapshot,
@@ -22,7 +23,7 @@ from tasks.ledger import heartbeat_finish, heartbeat_start, raise_alert
 LOOP = "collect"
 
 
-@flow(name="collect", log_prints=False)
+@flow(name="collect", log_prints=False, **LOOP_HOOKS)
 def collect(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
     settings = load_settings(config_path)
     at = resolve_now(now)

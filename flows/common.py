@@ -32,6 +32,11 @@ class LoopFailed(RuntimeError):
     """Raised at the end of a flow whose work failed for some nodes, after the rest was done."""
 
 
+class FindingsFired(LoopFailed):
+    """A check (the watchdog) that worked and found problems: its run fails so the Prefect UI
+    shows red, but the problems are announced one by one, not as a broken loop."""
+
+
 @dataclass
 class LoopRun:
     """One flow run of a per-node loop: its settings, clock, id and what each node did."""

@@ -10,6 +10,7 @@ from prefect import flow, task
 
 from engine.fees.plan import FeeInputs, plan_fees
 from flows.common import start_loop
+from flows.hooks import LOOP_HOOKS
 from models.fees import FeeDecision
 from models.settings import FeeConfig
 from tasks.fees import apply_fee_changes, load_fee_inputs, record_fee_decisions
@@ -24,7 +25,7 @@ def decide_fees(inputs: FeeInputs, config: FeeConfig, now: datetime) -> list[Fee
     return plan_fees(inputs, config, now, rng)
 
 
-@flow(name="fees")
+@flow(name="fees", **LOOP_HOOKS)
 def fees(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
     run = start_loop(LOOP, config_path, now)
     settings, at, wh = run.settings, run.at, run.settings.warehouse_path

@@ -17,6 +17,7 @@ from engine.fleet import (
     score_fleet,
 )
 from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.hooks import LOOP_HOOKS
 from models.fleet import (
     Assistance,
     AssistanceOutcome,
@@ -107,7 +108,7 @@ def decide_contribution(
     )
 
 
-@flow(name="fleet")
+@flow(name="fleet", **LOOP_HOOKS)
 def fleet(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
     settings = load_settings(config_path)
     config: FleetConfig = getattr(settings, "fleet", None) or FleetConfig()

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow
 
 from flows.common import start_loop
+from flows.hooks import LOOP_HOOKS
 from tasks.ledger import heartbeat_start
 from tasks.outcomes import measure_fee_outcomes
 from tasks.rebalance_outcomes import measure_rebalance_outcomes
@@ -15,7 +16,7 @@ from tasks.rebalance_outcomes import measure_rebalance_outcomes
 LOOP = "outcomes"
 
 
-@flow(name="outcomes")
+@flow(name="outcomes", **LOOP_HOOKS)
 def outcomes(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
     run = start_loop(LOOP, config_path, now)
     wh, at = run.settings.warehouse_path, run.at

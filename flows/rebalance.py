@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow
 
 from flows.common import start_loop
+from flows.hooks import LOOP_HOOKS
 from tasks.ledger import heartbeat_start
 from tasks.rebalance import plan_and_reserve, read_gossip, refresh_ledger
 from tasks.rebalance_jobs import reconcile_jobs, start_jobs
@@ -15,7 +16,7 @@ from tasks.rebalance_jobs import reconcile_jobs, start_jobs
 LOOP = "rebalance"
 
 
-@flow(name="rebalance")
+@flow(name="rebalance", **LOOP_HOOKS)
 def rebalance(
     config_path: str | None = None, now: datetime | float | None = None
 ) -> dict[str, Any]:

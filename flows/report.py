@@ -13,12 +13,15 @@ from typing import Any
 
 from prefect import flow, task
 
+from engine.notices import report_notices
 from engine.report import AuditInputs, render_report, run_detectors
 from engine.report.compose import chart_data, compose_report
 from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.hooks import LOOP_HOOKS
 from models.report import Finding, ReportConfig, report_config_of
 from models.settings import load_settings
 from tasks.ledger import FLEET_WIDE, heartbeat_finish, heartbeat_start, raise_alert
+from tasks.notices import emit_notices, read_previous_findings
 from tasks.report import (
     LOOP,
     load_report_inputs,
@@ -36,7 +39,7 @@ def judge(inputs: AuditInputs, config: ReportConfig) -> list[Finding]:
     return run_detectors(inputs, config)
 
 
-@flow(name="report")
+@flow(name="report", **LOOP_HOOKS)
 def report(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
     settings = load_settings(config_path)
     at = resolve_now(now)
@@ -49,6 +52,7 @@ def report(config_path: str | None = None, now: datetime | float | None = None) 
     try:
         inputs: AuditInputs = loaded.result()
         findings = judge(inputs, config)
+        previous = read_previous_findings(wh, at)
         alert_ids = raise_finding_alerts(wh, findings, at)
         report_dir = report_dir_for(wh, at)
         charts, note = render_charts(report_dir, chart_data(inputs))
@@ -59,6 +63,9 @@ def report(config_path: str | None = None, now: datetime | float | None = None) 
             wh, run_id, at, report_dir, findings, alert_ids, sorted(charts.values()), markdown
         )
         artifact_id = publish_report(markdown, at, len(fired), report_dir, charts)
+        # Only what changed since the previous report reaches a person: new (node, detector)
+        # pairs fire once, cleared ones get a resolved notice.
+        notified = emit_notices(report_notices(previous, findings))
     except Exception as exc:
         message = f"report could not be made: {type(exc).__name__}: {exc}"
         raise_alert(
@@ -75,7 +82,7 @@ def report(config_path: str | None = None, now: datetime | float | None = None) 
         ok=True,
         decisions=len(findings),
         rows_written=written + len(alert_ids) + 1,
-        detail={"fired": fired, "report": str(markdown_path)},
+        detail={"fired": fired, "report": str(markdown_path), "notices": notified},
     )
     return {
         "fired": fired,
@@ -86,4 +93,5 @@ def report(config_path: str | None = None, now: datetime | float | None = None) 
         "markdown": str(markdown_path),
         "charts": [str(report_dir / name) for name in sorted(charts.values())],
         "artifact_id": artifact_id,
+        "notices": notified,
     }

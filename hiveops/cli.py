@@ -92,9 +92,26 @@ def _parser() -> argparse.ArgumentParser:
     serve_cli.add_arguments(serve)
     serve.set_defaults(handler=serve_cli.run_from_args)
 
-    alerts = sub.add_parser("alerts", help="Prefect automations: webhook on failed or stale loops")
+    alerts = sub.add_parser(
+        "alerts", help="notify Telegram/Slack/Discord/e-mail/ntfy/webhooks of findings and failures"
+    )
     alerts_cli.add_arguments(alerts)
     alerts.set_defaults(handler=alerts_cli.run_from_args)
+
+    from hiveops import schedules as schedules_cli
+    from hiveops import service as service_cli
+
+    schedules = sub.add_parser(
+        "schedules", help="each loop's interval or cron schedule; apply it to deployed loops"
+    )
+    schedules_cli.add_arguments(schedules)
+    schedules.set_defaults(handler=schedules_cli.run_from_args)
+
+    service = sub.add_parser(
+        "service", help="systemd units for the Prefect server and the scheduler; are they running?"
+    )
+    service_cli.add_arguments(service)
+    service.set_defaults(handler=service_cli.run_from_args)
 
     from hiveops import sqlcli, warehousecli
 

@@ -29,4 +29,28 @@ def check_config(config: Path | None) -> int:
         print(f"warning: {w}", file=sys.stdout)
     if not capacities_sat:
         print("note: no channel data yet; run `hiveops run collect` to check chunk sizes")
+    for problem in scheduling_problems():
+        print(f"warning: {problem}")
     return 0
+
+
+def scheduling_problems() -> list[str]:
+    """Installed is not running: units not enabled, deployments nobody polls (the audit's five
+    silent days). Asks the Prefect server only when PREFECT_API_URL names one; never starts one."""
+    from hiveops.service import default_unit_dir, has_systemd, service_report
+
+    systemd = has_systemd()
+    problems: list[str] = []
+    for user, target in ((True, "default.target"), (False, "multi-user.target")):
+        _, found = service_report(
+            default_unit_dir(user), target, user=user, systemd=systemd, check_prefect=False
+        )
+        problems += found
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        _, found = service_report(
+            default_unit_dir(True), "default.target", user=True, systemd=False
+        )
+        problems += [p for p in found if not p.startswith("unit ")]
+    return problems

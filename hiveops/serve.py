@@ -224,10 +224,21 @@ def load_loop_flows(loops: Sequence[str], *, strict: bool) -> dict[str, Any]:
     return found
 
 
+def prefect_schedule(orchestration: OrchestrationConfig, loop: str) -> Any:
+    """The loop's `[orchestration]` schedule as a Prefect schedule (interval, or cron + zone)."""
+    from prefect.schedules import Cron, Interval
+
+    schedule = orchestration.schedule(loop)
+    if schedule.cron is not None:
+        return Cron(schedule.cron, timezone=schedule.timezone)
+    assert schedule.interval_s is not None
+    return Interval(schedule.interval_s)
+
+
 def build_deployments(
     flows: dict[str, Any], config_path: Path, orchestration: OrchestrationConfig
 ) -> list[Any]:
-    """One deployment per loop, named like the loop, at the configured interval."""
+    """One deployment per loop, named like the loop, on the configured schedule."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.types.entrypoint import EntrypointType
 
@@ -239,7 +250,7 @@ def build_deployments(
     return [
         flow.to_deployment(
             name=loop,
-            interval=orchestration.interval_s(loop),
+            schedule=prefect_schedule(orchestration, loop),
             parameters={"config_path": str(config_path)},
             tags=["hiveops", loop],
             description=DESCRIPTIONS.get(loop),
@@ -282,11 +293,11 @@ def serve_loops(
         from prefect import serve
 
         deployments = build_deployments(flows, settings.config_path, orchestration)
-        if orchestration.webhook_url:
+        if orchestration.webhook_url or orchestration.notify_urls:
             from hiveops.alerts import install_alerts
 
-            install_alerts(orchestration, webhook_url=orchestration.webhook_url)
-        cadence = ", ".join(f"{loop} every {orchestration.interval_s(loop)}s" for loop in flows)
+            install_alerts(orchestration)
+        cadence = ", ".join(f"{loop} {orchestration.schedule(loop).describe()}" for loop in flows)
         print(f"hiveops serve: {cadence}; Ctrl-C stops (and pauses the deployments)", flush=True)
         serve(*deployments, limit=limit, print_starting_message=False)
     return 0

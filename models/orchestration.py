@@ -8,7 +8,9 @@ install`) and the watchdog flow, so all three agree on what "late" means.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,10 +27,84 @@ DEFAULT_INTERVALS_S: dict[str, int] = {
 LOOPS: tuple[str, ...] = tuple(DEFAULT_INTERVALS_S)
 # Prefect refuses proactive automations with a window under 10 s; staleness is 2x the interval.
 MIN_INTERVAL_S = 5
+# A cron schedule's "interval" is its longest gap between runs over this horizon (a weekday-only
+# schedule waits 3 days over a weekend, and staleness must not fire on Sunday).
+CRON_HORIZON_S = 8 * 86_400
+
+
+@lru_cache(maxsize=256)
+def cron_longest_gap_s(cron: str, timezone: str) -> int:
+    """The longest wait between two consecutive fire times of `cron` in `timezone`, over the
+    next 8 days (with the cron parser Prefect's scheduler uses, so DST counts as it will)."""
+    from prefect._vendor.croniter import croniter
+
+    start = datetime.now(ZoneInfo(timezone)).replace(second=0, microsecond=0)
+    it = croniter(cron, start)
+    previous = it.get_next(datetime)
+    longest = 0.0
+    while (previous - start).total_seconds() < CRON_HORIZON_S:
+        following = it.get_next(datetime)
+        longest = max(longest, (following - previous).total_seconds())
+        previous = following
+    return int(longest)
+
+
+class LoopSchedule(BaseModel):
+    """One loop's schedule: every `interval_s` seconds, or at the times of a cron expression
+    read in an IANA `timezone` (`{ cron = "0 6 * * *", timezone = "Europe/Berlin" }`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_s: int | None = Field(default=None, ge=MIN_INTERVAL_S)
+    cron: str | None = None
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LoopSchedule:
+        if (self.interval_s is None) == (self.cron is None):
+            raise ValueError(
+                'give exactly one of interval_s (seconds) or cron (e.g. cron = "0 6 * * *", '
+                'timezone = "Europe/Berlin")'
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone {self.timezone!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, "
+                f"America/New_York)"
+            ) from None
+        if self.cron is not None:
+            from prefect.client.schemas.schedules import CronSchedule
+            from pydantic import ValidationError
+
+            try:
+                CronSchedule(cron=self.cron, timezone=self.timezone)
+            except ValidationError:
+                raise ValueError(
+                    f"cron {self.cron!r} is not a cron expression Prefect accepts: five fields "
+                    f'minute hour day-of-month month day-of-week, e.g. "30 6 * * 1-5"'
+                ) from None
+            if cron_longest_gap_s(self.cron, self.timezone) < MIN_INTERVAL_S:
+                raise ValueError(f"cron {self.cron!r} fires more often than every 5 s")
+        return self
+
+    @property
+    def expected_gap_s(self) -> int:
+        """How long a healthy loop may wait between runs (the staleness clock's unit)."""
+        if self.interval_s is not None:
+            return self.interval_s
+        assert self.cron is not None
+        return cron_longest_gap_s(self.cron, self.timezone)
+
+    def describe(self) -> str:
+        if self.interval_s is not None:
+            return f"every {self.interval_s}s"
+        return f"cron {self.cron!r} ({self.timezone})"
 
 
 class OrchestrationConfig(BaseModel):
-    """`[orchestration]` in hiveops.toml: per-loop cadence, staleness factor, alert webhook."""
+    """`[orchestration]` in hiveops.toml: per-loop cadence, staleness factor, alert targets and
+    the dead man's switch."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,7 +112,14 @@ class OrchestrationConfig(BaseModel):
     loops: tuple[str, ...] = LOOPS
     intervals_s: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_INTERVALS_S))
     stale_factor: float = Field(default=2.0, ge=1.0, le=10.0)
+    # `[orchestration.schedules] report = { cron = "0 6 * * *", timezone = "Europe/Berlin" }`:
+    # replaces that loop's interval (intervals_s stays the short form for interval schedules).
+    schedules: dict[str, LoopSchedule] = Field(default_factory=dict)
     webhook_url: str | None = None
+    # apprise URLs (tgram://, slack://, discord://, mailto://, ntfy://, json://, https://...)
+    notify_urls: tuple[str, ...] = ()
+    # healthchecks.io-style dead man's switch: each watchdog run pings it (`/fail` when stale).
+    deadman_url: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -67,6 +150,31 @@ class OrchestrationConfig(BaseModel):
                 )
         return intervals
 
+    @field_validator("schedules")
+    @classmethod
+    def _known_schedule_loops(cls, schedules: dict[str, LoopSchedule]) -> dict[str, LoopSchedule]:
+        unknown = [loop for loop in schedules if loop not in DEFAULT_INTERVALS_S]
+        if unknown:
+            raise ValueError(f"unknown loop(s) {', '.join(unknown)}; known: {', '.join(LOOPS)}")
+        return schedules
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _notify_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        from models.notify import check_notify_url
+
+        return tuple(check_notify_url(url) for url in urls)
+
+    @field_validator("deadman_url")
+    @classmethod
+    def _deadman_http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"deadman_url {url!r} must start with http:// or https:// (a healthchecks.io "
+                f"check's ping URL, e.g. https://hc-ping.com/<uuid>)"
+            )
+        return url.rstrip("/") if url else url
+
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
@@ -74,12 +182,16 @@ class OrchestrationConfig(BaseModel):
             raise ValueError(f"webhook_url {url!r} must start with http:// or https://")
         return url
 
+    def schedule(self, loop: str) -> LoopSchedule:
+        return self.schedules.get(loop) or LoopSchedule(interval_s=self.intervals_s[loop])
+
     def interval_s(self, loop: str) -> int:
-        return self.intervals_s[loop]
+        """The longest a healthy loop waits between runs: its interval, or its cron's widest gap."""
+        return self.schedule(loop).expected_gap_s
 
     def stale_after_s(self, loop: str) -> int:
         """How long a loop may go without a successful run before it counts as stale."""
-        return max(10, round(self.intervals_s[loop] * self.stale_factor))
+        return max(10, round(self.interval_s(loop) * self.stale_factor))
 
 
 def orchestration_of(settings: Any) -> OrchestrationConfig:

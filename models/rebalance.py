@@ -51,6 +51,46 @@ class SkipReason(StrEnum):
     EV_BELOW_COST = "ev_below_cost"
     BUDGET_EXHAUSTED = "budget_exhausted"
     ATTEMPT_LIMIT = "attempt_limit"
+    # an operator's rebalance policy keeps the channel from being a destination
+    POLICY_NEVER = "policy_never"
+    POLICY_SOURCE_ONLY = "policy_source_only"
+
+
+class RebalanceMode(StrEnum):
+    """What an operator lets the rebalancer do with a channel (CLBOSS-style opt-out)."""
+
+    AUTO = "auto"  # destination or source, as the planner judges
+    NEVER = "never"  # neither: its liquidity is left alone
+    SOURCE_ONLY = "source-only"  # may feed pulls, is never refilled
+    SINK_ONLY = "sink-only"  # may be refilled, never drained for another channel
+
+    @property
+    def may_receive(self) -> bool:
+        return self in (RebalanceMode.AUTO, RebalanceMode.SINK_ONLY)
+
+    @property
+    def may_feed(self) -> bool:
+        return self in (RebalanceMode.AUTO, RebalanceMode.SOURCE_ONLY)
+
+
+class RebalancePolicy(_Frozen):
+    """An operator's rebalance mode for one channel (`scid`) or every channel to a peer."""
+
+    mode: RebalanceMode
+    peer_id: str | None = None
+    scid: str | None = None
+    created_at: datetime | None = None
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _scoped(self) -> RebalancePolicy:
+        if self.peer_id is None and self.scid is None:
+            raise ValueError("a rebalance policy needs --peer or --scid (what it applies to)")
+        return self
+
+    @property
+    def policy_id(self) -> str:
+        return f"scid:{self.scid}" if self.scid is not None else f"peer:{self.peer_id}"
 
 
 class RebalanceTuning(_Frozen):
@@ -151,6 +191,14 @@ class ChannelClass(_Frozen):
     out_msat: int = Field(ge=0)
     in_msat: int = Field(ge=0)
     out_fee_msat: int = Field(ge=0)
+    # settled forwards that arrived through this channel, and the fees they earned on the
+    # channel they left by: what inbound room here is worth
+    in_forwards: int = Field(default=0, ge=0)
+    in_fee_msat: int = Field(default=0, ge=0)
+    # that inbound by the channel it left through, out scid → (forwards, in msat, fee msat),
+    # only for exits that hold outbound now (above the sink share): inbound room is worth
+    # nothing where the way out is as empty; a pull's other end is left out when valuing it
+    in_by_out: dict[str, tuple[int, int, int]] = Field(default_factory=dict)
     # local_failed forwards that asked for this channel: demand it could not serve (depleted)
     missed_forwards: int = Field(default=0, ge=0)
     missed_msat: int = Field(default=0, ge=0)
@@ -179,11 +227,30 @@ class ChannelClass(_Frozen):
             return None
         return None if self.out_msat == 0 else self.out_fee_msat * PPM // self.out_msat
 
+    def inbound_except(self, other_scid: str | None) -> tuple[int, int, int]:
+        """(forwards, in msat, fee msat) that arrived here and left through a channel holding
+        outbound other than `other_scid`: a forward from a pull's source into its destination
+        needs both the source's inbound and the destination's outbound, and is valued once, as
+        the destination's demand."""
+        legs = [leg for scid, leg in self.in_by_out.items() if scid != other_scid]
+        return (
+            sum(leg[0] for leg in legs),
+            sum(leg[1] for leg in legs),
+            sum(leg[2] for leg in legs),
+        )
+
+    def inbound_fee_ppm(self, except_scid: str | None = None) -> int:
+        """Fee earned per msat that arrived through this channel (on whichever channel the
+        forward left by, `except_scid` left out); 0 without inbound volume."""
+        _, msat, fee = self.inbound_except(except_scid)
+        return 0 if msat <= 0 else max(0, fee) * PPM // msat
+
 
 class PullEvaluation(_Frozen):
     """The EV gate's arithmetic for one (destination, source, amount): every input kept.
 
-    gain = expected_revenue − opportunity_cost; max_cost = amount × maxppm;
+    gain = expected_revenue + inbound_value − opportunity_cost − dest_inbound_cost;
+    max_cost = amount × maxppm;
     predicted_benefit = gain − max_cost (the worst case net, what the gate bets on).
     """
 
@@ -199,6 +266,15 @@ class PullEvaluation(_Frozen):
     source_lost_volume_msat: int = Field(ge=0)
     source_fee_ppm: int = Field(ge=0)
     opportunity_cost_msat: int = Field(ge=0)
+    # the other side of the move: inbound room freed on the source (its peer can send again)
+    # and inbound room the destination gives up, each priced at what its inbound earned
+    source_inbound_demand_msat: int = Field(default=0, ge=0)
+    source_inbound_freed_msat: int = Field(default=0, ge=0)
+    source_inbound_fee_ppm: int = Field(default=0, ge=0)
+    inbound_value_msat: int = Field(default=0, ge=0)
+    dest_inbound_lost_msat: int = Field(default=0, ge=0)
+    dest_inbound_fee_ppm: int = Field(default=0, ge=0)
+    dest_inbound_cost_msat: int = Field(default=0, ge=0)
     gain_msat: int
     maxppm: int = Field(ge=0)
     max_cost_msat: int = Field(ge=0)

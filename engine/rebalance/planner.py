@@ -1,12 +1,12 @@
 """One rebalance cycle for one node: a proposal or a reasoned skip for every channel (pure).
 
 Order of judgement, so the stored reason names the first thing that stood in the way:
-role (balanced / source / at target / fleet) → channel usable → breaker (suspended, backoff) →
-a job already holding budget → ping-pong → multi-channel peer (the peer's other channel already
-holds outbound) → sources → amount → EV gate → route price (gossip's cheapest circular route
-within the gain, when gossip was read) → remembered route failures → attempt limit and budget
-(engine.rebalance.allocate: fleet assistance first, then by predicted benefit, shrinking a pull
-to fit).
+operator policy (never / source-only) → role (balanced / source / at target / fleet) →
+channel usable → breaker (suspended, backoff) → a job already holding budget → ping-pong →
+multi-channel peer (the peer's other channel already holds outbound) → sources → amount →
+EV gate → route price (gossip's cheapest circular route within the gain, when gossip was
+read) → remembered route failures → attempt limit and budget (engine.rebalance.allocate:
+fleet assistance first, then by predicted benefit, shrinking a pull to fit).
 
 Returns proposals in execution order, then skips by scid. The flow reserves each proposal's
 `max_cost_msat` with `budget.reserve` (inside its transaction) before starting the job.
@@ -31,6 +31,7 @@ from engine.rebalance.ev import (
     size_pull_amount_msat,
     spare_msat,
 )
+from engine.rebalance.policy import ResolvedMode, resolve_modes
 from engine.rebalance.routes import GossipGraph, RoutePricer
 from engine.rebalance.sources import peer_need, select_sources
 from models.budget import BudgetLedger
@@ -44,6 +45,8 @@ from models.rebalance import (
     FlowRole,
     PullEvaluation,
     RebalanceChannel,
+    RebalanceMode,
+    RebalancePolicy,
     RebalanceProposal,
     RebalanceTuning,
     Skip,
@@ -66,6 +69,7 @@ class _Cycle:
     busy: set[str]
     tuning: RebalanceTuning
     pricer: RoutePricer | None
+    modes: dict[str, ResolvedMode]
 
 
 def plan_rebalances(
@@ -80,13 +84,16 @@ def plan_rebalances(
     assist_scids: Iterable[str] = (),
     tuning: RebalanceTuning = DEFAULT_REBALANCE_TUNING,
     gossip: GossipGraph | None = None,
+    policies: Iterable[RebalancePolicy] = (),
 ) -> list[RebalanceProposal | Skip]:
     """Proposals and skips for `channels` of `ledger.node_id`.
 
     `flows` is the node's forwards frame (engine.fees.frames.FORWARD_SCHEMA); `attempts` the
     recent finished rebalance attempts (ping-pong window); `assist_scids` fleet channels the
     fleet loop wants refilled, exempt from the EV gate but never from the budget; `gossip` the
-    public graph, to price routes before paying for a job (None: the price is left to sling).
+    public graph, to price routes before paying for a job (None: the price is left to sling);
+    `policies` the operators' rebalance modes, honoured before anything else (fleet assistance
+    included: an operator's `never` wins over the fleet's request, and config check warns).
     """
     assist = set(assist_scids)
     cycle = _Cycle(
@@ -100,6 +107,7 @@ def plan_rebalances(
         busy={r.scid for r in ledger.reservations if r.scid is not None},
         tuning=tuning,
         pricer=None if gossip is None else RoutePricer(gossip, ledger.node_id),
+        modes=resolve_modes(channels, policies),
     )
     skips: list[Skip] = []
     ready: list[RebalanceProposal] = []
@@ -131,6 +139,15 @@ def _plan_destination(
     def skip(reason: SkipReason, detail: str, **extra: object) -> Skip:
         return Skip(scid=dest.scid, reason=reason, detail=detail, inputs={**base, **extra})
 
+    mode = cycle.modes[dest.scid]
+    if not mode.mode.may_receive:
+        reason = (
+            SkipReason.POLICY_NEVER
+            if mode.mode is RebalanceMode.NEVER
+            else SkipReason.POLICY_SOURCE_ONLY
+        )
+        why = "never refilled" + (" (a fleet-assistance request is refused)" if exempt else "")
+        return skip(reason, f"{mode.describe()}: {why}", policy_id=mode.policy_id)
     target = tuning.target_local_share
     if dest.local_share >= target and (exempt or cls.role is FlowRole.SINK):
         return skip(SkipReason.AT_TARGET, f"{dest.local_share:.0%} local ≥ target {target:.0%}")
@@ -172,6 +189,7 @@ def _plan_destination(
         now=cycle.now,
         # fleet assistance pulls over fleet channels (0 fee at the member): the point of it
         tuning=tuning.model_copy(update={"fleet_as_source": True}) if exempt else tuning,
+        modes=cycle.modes,
     )
     if not selection.eligible:
         return skip(selection.skip_reason(), selection.describe())
@@ -180,7 +198,9 @@ def _plan_destination(
     for source in selection.eligible:
         amount = size_pull_amount_msat(dest, source, cycle.config, tuning, need_override_msat=need)
         if amount and not exempt:
-            amount = demand_capped_amount_msat(amount, dest, cls, tuning)
+            amount = demand_capped_amount_msat(
+                amount, dest, cls, tuning, source=source, source_cls=cycle.classes[source.scid]
+            )
         if amount:
             evaluations.append(_evaluate(dest, source, amount, cycle, exempt))
     if not evaluations:

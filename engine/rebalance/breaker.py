@@ -58,7 +58,7 @@ def record_attempt(
             suspended_reason = (
                 f"{scid} suspended until {suspended_until:%Y-%m-%d %H:%M} UTC after {failures} "
                 f"consecutive failed rebalances ({summarize_reasons(reasons)}); a success or "
-                f"resume_channel clears it"
+                f"resume_channel (`hiveops policy rebalance resume --scid {scid}`) clears it"
             )
         channel = ChannelBreaker(
             scid=scid,

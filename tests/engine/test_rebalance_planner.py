@@ -17,12 +17,15 @@ from engine.rebalance import (
     plan_rebalances,
     record_attempt,
 )
+from engine.rebalance.policy import contradictions
 from models.budget import BudgetLedger, Reservation
 from models.rebalance import (
     AttemptRecord,
     BreakerState,
     FlowRole,
     RebalanceChannel,
+    RebalanceMode,
+    RebalancePolicy,
     RebalanceProposal,
     Skip,
     SkipReason,
@@ -451,3 +454,72 @@ def test_after_a_fee_rise_only_demand_seen_since_the_rise_justifies_a_refill() -
     lowered = raised.model_copy(update={"fee_ppm": 200, "fee_before_change_ppm": 312})
     [cheaper] = proposals(plan([lowered, *channels[1:]], before))  # a cut keeps the old demand
     assert cheaper.dest_scid == lowered.scid
+
+
+# --- operator policies ------------------------------------------------------------------------
+
+
+def test_a_never_or_source_only_destination_is_skipped_naming_the_policy() -> None:
+    channels, rows = busy_sink_node()
+    sink = channels[0].scid
+    for mode, reason in (
+        (RebalanceMode.NEVER, SkipReason.POLICY_NEVER),
+        (RebalanceMode.SOURCE_ONLY, SkipReason.POLICY_SOURCE_ONLY),
+    ):
+        result = plan(channels, rows, policies=[RebalancePolicy(mode=mode, scid=sink)])
+        assert not proposals(result)
+        skip = skips(result)[sink]
+        assert skip.reason is reason
+        assert f"rebalance policy {mode.value} (scid:{sink})" in skip.detail
+    sink_only = plan(channels, rows, policies=[RebalancePolicy(mode="sink-only", scid=sink)])
+    assert [p.dest_scid for p in proposals(sink_only)] == [sink]
+
+
+def test_a_peer_policy_applies_and_a_channel_policy_beats_it() -> None:
+    channels, rows = busy_sink_node()
+    sink = channels[0]
+    peer_never = RebalancePolicy(mode="never", peer_id=sink.peer_id)
+    assert skips(plan(channels, rows, policies=[peer_never]))[sink.scid].reason is (
+        SkipReason.POLICY_NEVER
+    )
+    channel_auto = RebalancePolicy(mode="auto", scid=sink.scid)
+    assert proposals(plan(channels, rows, policies=[peer_never, channel_auto]))
+
+
+def test_never_and_sink_only_sources_feed_nothing() -> None:
+    channels, rows = busy_sink_node()
+    held = [RebalancePolicy(mode="never", scid=c.scid) for c in channels[1:3]]
+    held += [RebalancePolicy(mode="sink-only", scid=c.scid) for c in channels[3:]]
+    skip = skips(plan(channels, rows, policies=held))[channels[0].scid]
+    assert skip.reason is SkipReason.NO_SOURCE
+    assert "held by rebalance policy" in skip.detail
+    assert f"{channels[1].scid}: rebalance policy never (scid:{channels[1].scid})" in skip.detail
+    one_left = plan(channels, rows, policies=held[:-1])
+    [proposal] = proposals(one_left)
+    assert proposal.candidates == (channels[4].scid,)
+
+
+def test_an_operator_never_wins_over_fleet_assistance() -> None:
+    channels, _ = busy_sink_node()
+    member = chan(8, 3_000_000, 0.02, fee_ppm=0, is_fleet=True)
+    never = [RebalancePolicy(mode="never", scid=member.scid)]
+    result = plan([member, *channels[1:]], [], assist_scids=[member.scid], policies=never)
+    skip = skips(result)[member.scid]
+    assert skip.reason is SkipReason.POLICY_NEVER and "fleet-assistance" in skip.detail
+
+
+def test_config_check_finds_a_policy_that_contradicts_an_assistance_pull() -> None:
+    peers = {"1x1x0": "03aa", "2x1x0": "03bb"}
+    found = contradictions(
+        [
+            RebalancePolicy(mode="never", scid="1x1x0"),
+            RebalancePolicy(mode="sink-only", peer_id="03bb"),
+        ],
+        peers,
+        [("1x1x0", "2x1x0")],
+    )
+    assert len(found) == 2
+    assert "rebalance policy never (scid:1x1x0) forbids refilling 1x1x0" in found[0]
+    assert "rebalance policy sink-only (peer:03bb) forbids draining 2x1x0" in found[1]
+    fine = [RebalancePolicy(mode="sink-only", scid="1x1x0")]
+    assert contradictions(fine, peers, [("1x1x0", None)]) == []

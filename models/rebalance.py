@@ -109,6 +109,10 @@ class RebalanceTuning(_Frozen):
     so up to 65 % of the gain may go to it (LNDg's default share of the target's fee): the rest
     is the margin for the gain's own error.
     Breaker: 1 h doubling to 48 h; 8 straight failures suspend a channel for 7 days.
+    Chunks: after a pull into a channel moved liquidity, the next may run up to 4 chunks in one
+    job while each added chunk's own EV pays for it (LNDg repeats a rebalance that just
+    worked); after a liquidity failure the next chunk is half the failed one, down to the
+    10 k sat minimum.
     """
 
     flow_window_s: int = Field(default=14 * 86_400, gt=0)
@@ -130,6 +134,7 @@ class RebalanceTuning(_Frozen):
     deplete_share: float = Field(default=0.2, ge=0, lt=1)
     deplete_max_sat: int = Field(default=2_000_000, ge=0)
     max_candidates: int = Field(default=3, ge=1)
+    max_repeat_chunks: int = Field(default=4, ge=1)
     fleet_as_source: bool = False
     ping_pong_window_s: int = Field(default=7 * 86_400, gt=0)
     backoff_base_s: int = Field(default=3_600, gt=0)
@@ -283,6 +288,7 @@ class PullEvaluation(_Frozen):
     detail: str
     route_ppm: int | None = None  # gossip's cheapest circular route, when quoted
     route_refused: bool = False  # the gain passed but no route in gossip fits under it
+    chunk_msat: int | None = None  # several chunks of this in one job (engine.rebalance.chunks)
 
     @property
     def predicted_benefit_msat(self) -> int:
@@ -315,16 +321,32 @@ class RebalanceProposal(_Frozen):
     exempt_from_ev: bool = False
     proposed_at: datetime
     inputs: dict[str, Any] = Field(default_factory=dict)
+    # per-attempt amount when the pull runs several chunks (amount_msat a multiple of it)
+    chunk_msat: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _whole_sats(self) -> RebalanceProposal:
         if self.amount_msat % MSAT_PER_SAT:
             raise ValueError(f"{self.dest_scid}: sling takes whole sats, got {self.amount_msat}")
+        chunk = self.chunk_msat
+        if chunk is not None and (chunk % MSAT_PER_SAT or self.amount_msat % chunk):
+            raise ValueError(
+                f"{self.dest_scid}: amount {self.amount_msat} msat is not whole chunks of "
+                f"{chunk} msat (sling's onceamount must be a multiple of amount)"
+            )
         return self
 
     @property
     def amount_sat(self) -> int:
         return self.amount_msat // MSAT_PER_SAT
+
+    @property
+    def chunk_sat(self) -> int:
+        return (self.chunk_msat or self.amount_msat) // MSAT_PER_SAT
+
+    @property
+    def chunks(self) -> int:
+        return self.amount_msat // (self.chunk_msat or self.amount_msat)
 
 
 class Skip(_Frozen):
@@ -388,6 +410,12 @@ class AttemptRecord(_Frozen):
     fee_msat: int = Field(default=0, ge=0)
     failure_reason: str | None = None
     maxppm: int | None = Field(default=None, ge=0)
+    amount_msat: int | None = Field(default=None, ge=0)  # what the job was sized to move
+    chunk_msat: int | None = Field(default=None, gt=0)  # per attempt; None: amount_msat
+
+    @property
+    def chunk_or_amount_msat(self) -> int | None:
+        return self.chunk_msat or self.amount_msat
 
 
 class ChannelBreaker(_Frozen):

@@ -24,6 +24,7 @@ import polars as pl
 from engine.rebalance.allocate import allocate
 from engine.rebalance.breaker import breaker_block, ping_pong_reason, route_floor_ppm
 from engine.rebalance.budget import available_msat
+from engine.rebalance.chunks import chunk_plan
 from engine.rebalance.classify import classify_channels
 from engine.rebalance.ev import (
     demand_capped_amount_msat,
@@ -179,6 +180,8 @@ def _plan_destination(
         return skip(SkipReason.MULTI_CHANNEL_PEER, crowded[0], siblings=crowded[1])
     if amount_cap_msat is not None:
         need = min(need, amount_cap_msat)
+    chunking = chunk_plan(dest.scid, cycle.attempts, tuning)
+    chunk_need = need if chunking.cap_msat is None else min(need, chunking.cap_msat)
 
     selection = select_sources(
         dest,
@@ -196,7 +199,9 @@ def _plan_destination(
 
     evaluations: list[PullEvaluation] = []
     for source in selection.eligible:
-        amount = size_pull_amount_msat(dest, source, cycle.config, tuning, need_override_msat=need)
+        amount = size_pull_amount_msat(
+            dest, source, cycle.config, tuning, need_override_msat=chunk_need
+        )
         if amount and not exempt:
             amount = demand_capped_amount_msat(
                 amount, dest, cls, tuning, source=source, source_cls=cycle.classes[source.scid]
@@ -238,7 +243,54 @@ def _plan_destination(
             route_floor_ppm=ppm,
             **_eval_inputs(best),
         )
+    if not best.exempt_from_ev and chunking.repeats > 1:
+        by_scid = {c.scid: c for c in selection.eligible}
+        best = _repeat(dest, by_scid[best.source_scid], best, need, chunking.repeats, cycle)
+    base = {**base, "chunking": chunking.detail}
     return _proposal(dest, best, selection.eligible, cycle, base)
+
+
+def _repeat(
+    dest: RebalanceChannel,
+    source: RebalanceChannel,
+    one: PullEvaluation,
+    need_msat: int,
+    repeats: int,
+    cycle: _Cycle,
+) -> PullEvaluation:
+    """The pull grown chunk by chunk at the first chunk's price while each added chunk's own
+    gain (the gain at k chunks minus at k − 1) exceeds its worst-case fee by the minimum
+    benefit, the destination still needs it and the source can spare it."""
+    chunk, tuning = one.amount_msat, cycle.tuning
+    dest_cls, source_cls = cycle.classes[dest.scid], cycle.classes[source.scid]
+    spare = spare_msat(source, tuning)
+    chunk_cost = math.ceil(chunk * one.maxppm / PPM)
+    chosen = one
+    for k in range(2, repeats + 1):
+        total = k * chunk
+        if total > need_msat or total > spare:
+            break
+        more = evaluate_pull(
+            dest,
+            dest_cls,
+            source,
+            source_cls,
+            total,
+            cycle.config,
+            tuning,
+            fixed_maxppm=one.maxppm,
+        )
+        if more.gain_msat - chosen.gain_msat - chunk_cost < tuning.min_benefit_msat:
+            break
+        chosen = more.model_copy(
+            update={
+                "passes": True,
+                "route_ppm": one.route_ppm,
+                "chunk_msat": chunk,
+                "detail": f"{k} chunks of {chunk // MSAT_PER_SAT} sat: {more.detail}",
+            }
+        )
+    return chosen
 
 
 def _evaluate(
@@ -338,6 +390,7 @@ def _proposal(
         horizon_s=tuning.horizon_s,
         exempt_from_ev=best.exempt_from_ev,
         proposed_at=now,
+        chunk_msat=best.chunk_msat,
         inputs={
             **base,
             "detail": worst.detail,

@@ -17,9 +17,11 @@ from engine.rebalance import (
     plan_rebalances,
     record_attempt,
 )
+from engine.rebalance.chunks import chunk_plan
 from engine.rebalance.policy import contradictions
 from models.budget import BudgetLedger, Reservation
 from models.rebalance import (
+    DEFAULT_REBALANCE_TUNING,
     AttemptRecord,
     BreakerState,
     FlowRole,
@@ -523,3 +525,80 @@ def test_config_check_finds_a_policy_that_contradicts_an_assistance_pull() -> No
     assert "rebalance policy sink-only (peer:03bb) forbids draining 2x1x0" in found[1]
     fine = [RebalancePolicy(mode="sink-only", scid="1x1x0")]
     assert contradictions(fine, peers, [("1x1x0", None)]) == []
+
+
+# --- chunks that adapt ------------------------------------------------------------------------
+
+
+def _into_sink(ok: bool, *, hours_ago: float, chunk_sat: int = 100_000, reason: str = "") -> object:
+    return AttemptRecord(
+        attempt_id=f"a{hours_ago:g}",
+        dest_scid="900001x1x0",
+        finished_at=NOW - timedelta(hours=hours_ago),
+        succeeded=ok,
+        moved_msat=chunk_sat * SAT if ok else 0,
+        failure_reason=None if ok else reason,
+        amount_msat=chunk_sat * SAT,
+    )
+
+
+def test_a_liquidity_failure_halves_the_next_chunk_down_to_the_floor() -> None:
+    tuning = DEFAULT_REBALANCE_TUNING
+    tcf = "sling reports WIRE_TEMPORARY_CHANNEL_FAILURE; 3 failed route attempt(s)"
+    one = chunk_plan("900001x1x0", [_into_sink(False, hours_ago=1, reason=tcf)], tuning)
+    assert one.cap_msat == 50_000 * SAT and one.repeats == 1
+    assert "failed for liquidity" in one.detail
+    small = _into_sink(False, hours_ago=1, chunk_sat=12_000, reason=tcf)
+    assert chunk_plan("900001x1x0", [small], tuning).cap_msat == tuning.min_amount_sat * SAT
+    # a route-price failure says nothing about liquidity: no halving
+    pricey = _into_sink(False, hours_ago=1, reason="NoCheapRoute; 1 failed route attempt(s)")
+    assert chunk_plan("900001x1x0", [pricey], tuning).cap_msat is None
+    # a success since the failure lifts the cap and lets the pull repeat
+    healed = [_into_sink(False, hours_ago=30, reason=tcf), _into_sink(True, hours_ago=2)]
+    plan_after = chunk_plan("900001x1x0", healed, tuning)
+    assert plan_after.cap_msat is None and plan_after.repeats == tuning.max_repeat_chunks
+
+
+def test_the_planner_sizes_the_next_chunk_from_a_liquidity_failure() -> None:
+    channels, rows = busy_sink_node()
+    tcf = "sling reports WIRE_TEMPORARY_CHANNEL_FAILURE; 3 failed route attempt(s)"
+    failed = _into_sink(False, hours_ago=13, reason=tcf)
+    [proposal] = proposals(plan(channels, rows, attempts=[failed]))
+    assert proposal.amount_msat == 50_000 * SAT and proposal.chunks == 1
+    assert "failed for liquidity" in proposal.inputs["chunking"]
+
+
+def test_after_a_chunk_that_moved_the_pull_repeats_while_each_chunk_pays() -> None:
+    channels, rows = busy_sink_node()
+    worked = _into_sink(True, hours_ago=13)
+    [single] = proposals(plan(channels, rows))
+    [repeated] = proposals(plan(channels, rows, attempts=[worked]))
+    assert single.chunks == 1
+    assert repeated.chunk_msat == single.amount_msat and repeated.chunks > 1
+    assert repeated.amount_msat == repeated.chunks * repeated.chunk_msat
+    assert repeated.maxppm == single.maxppm  # every chunk at the first one's price
+    assert repeated.max_cost_msat == repeated.amount_msat * repeated.maxppm // 1_000_000
+    assert repeated.predicted_benefit_msat >= single.predicted_benefit_msat
+    # sling-once gets chunk and total: onceamount must be a multiple of amount
+    assert repeated.amount_sat % repeated.chunk_sat == 0
+
+
+def test_repeated_chunks_stop_where_the_added_chunk_no_longer_pays() -> None:
+    # demand for ~180 k sat beyond the balance: a third 100 k chunk would earn nothing
+    sink = chan(1, 4_000_000, 0.02, fee_ppm=312)
+    sources = [chan(n, 4_000_000, 0.9) for n in (2, 3, 4, 5)]
+    rows = forwards_out(sink, sources, [k * 0.7 for k in range(1, 20)], random.Random(3))
+    worked = _into_sink(True, hours_ago=13)
+    [proposal] = proposals(plan([sink, *sources], rows, attempts=[worked]))
+    gained = proposal.inputs["evaluation"]["dest_extra_volume_msat"]
+    assert proposal.amount_msat - proposal.chunk_msat < gained  # the last chunk still sells
+
+
+def test_repeated_chunks_fit_the_budget_as_one_reservation() -> None:
+    channels, rows = busy_sink_node()
+    worked = _into_sink(True, hours_ago=13)
+    [free] = proposals(plan(channels, rows, attempts=[worked]))
+    tight = ledger(budget_sat=free.max_cost_msat // SAT - 1)
+    [fitted] = proposals(plan(channels, rows, book=tight, attempts=[worked]))
+    assert fitted.max_cost_msat <= tight.budget_msat < free.max_cost_msat
+    assert fitted.amount_msat < free.amount_msat

@@ -39,7 +39,8 @@ WHERE node_id = $node_id AND fee_msat IS NOT NULL AND finished_at >= $since;
 
 -- name: finished_attempts
 SELECT attempt_id, dest_scid, finished_at, state = 'succeeded' AS succeeded, source_scid,
-       moved_msat, coalesce(fee_msat, 0) AS fee_msat, failure_reason, maxppm
+       moved_msat, coalesce(fee_msat, 0) AS fee_msat, failure_reason, maxppm, amount_msat,
+       chunk_msat
 FROM rebalance_attempts
 WHERE node_id = $node_id AND state IN ('succeeded', 'failed') AND finished_at >= $since;
 

@@ -1,4 +1,5 @@
-"""rebalance: reconcile what earlier runs left, plan EV-gated pulls in budget, start them."""
+"""rebalance: reconcile what earlier runs left, plan EV-gated pulls in budget, start them;
+then post a max-HTLC that fits each channel's balance (tasks.htlcmax)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from prefect import flow
 
 from flows.common import start_loop
+from tasks.htlcmax import adjust_htlcmax
 from tasks.ledger import heartbeat_start
 from tasks.rebalance import plan_and_reserve, read_gossip, refresh_ledger
 from tasks.rebalance_jobs import reconcile_jobs, start_jobs
@@ -57,6 +59,22 @@ def rebalance(
                     if proposals:
                         info["started"] = start_jobs(wh, node, settings.rpc, proposals, at)
             info["ledger"] = refresh_ledger(wh, node_id, settings, at)
+            if settings.htlcmax.enabled and error is None:
+                step = adjust_htlcmax(
+                    wh,
+                    node,
+                    settings.rpc,
+                    node_id,
+                    settings.htlcmax,
+                    at,
+                    run.run_id,
+                    settings.dry_run,
+                    return_state=True,
+                )
+                if step.is_failed():
+                    error = f"node {node.name}: max-HTLC: {step.result(raise_on_failure=False)}"
+                else:
+                    info["htlcmax"] = step.result()
         decisions = info["proposals"] + info["skips"]
         run.finish_node(node, error, decisions=decisions, rows_written=decisions, detail=info)
     return run.end()

@@ -74,6 +74,18 @@ class RebalanceConfig(Section):
     ev_gate: bool = True
 
 
+class HtlcmaxConfig(Section):
+    """max-HTLC as a liquidity lever (engine.htlcmax): a channel advertises what it can send."""
+
+    enabled: bool = True
+    # rungs are capacity × 2^(-k/2): a rung is posted until the spendable balance crosses the
+    # next one (the ladder is the hysteresis), and at least `floor_share` of capacity
+    floor_share: float = Field(default=1 / 64, gt=0, le=1)
+    # at or above this share of capacity spendable, the channel advertises its capacity
+    free_share: float = Field(default=0.5, gt=0, le=1)
+    min_interval_s: int = Field(default=4 * 3600, ge=0)
+
+
 class BudgetConfig(Section):
     daily_budget_sat: int = Field(default=2_000, ge=0)
     share_of_earnings: float = Field(default=0.5, ge=0, le=1.0)
@@ -98,6 +110,7 @@ class Settings(BaseSettings):
     rpc: RpcConfig = RpcConfig()
     fees: FeeConfig = FeeConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
+    htlcmax: HtlcmaxConfig = HtlcmaxConfig()
     budget: BudgetConfig = BudgetConfig()
     fleet: FleetConfig = FleetConfig()
     advisor: AdvisorConfig = AdvisorConfig()

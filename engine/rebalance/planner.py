@@ -383,8 +383,10 @@ def _proposal(
         target=tuning.target_local_share,
         depleteuptopercent=tuning.deplete_share,
         depleteuptoamount_sat=tuning.deplete_max_sat,
-        expected_revenue_msat=worst.expected_revenue_msat,
-        opportunity_cost_msat=worst.opportunity_cost_msat,
+        # both sides of the move: outbound sold at the destination plus inbound freed at the
+        # source; the source's lost outbound plus the destination's lost inbound
+        expected_revenue_msat=worst.expected_revenue_msat + worst.inbound_value_msat,
+        opportunity_cost_msat=worst.opportunity_cost_msat + worst.dest_inbound_cost_msat,
         predicted_benefit_msat=worst.gain_msat - max_cost,
         max_cost_msat=max_cost,
         horizon_s=tuning.horizon_s,

@@ -273,17 +273,19 @@ def main(argv: list[str] | None = None) -> int:
     # spawn, not fork: polars' thread pool does not survive a fork (the workers hang).
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        for ref in refs:  # the busiest first, so the last worker is not left with it alone
+        # the busiest first, so the last worker is not left with it alone
+        for ref in sorted(refs, key=lambda r: r != "busy"):
             arms = dict(ARMS)
             if ref in HTLCMAX_ARM_SCENARIOS and not args.no_htlcmax_arm:
                 arms[NO_HTLCMAX_ARM[0]] = NO_HTLCMAX_ARM[1]
             for arm, extra in arms.items():
                 jobs[(ref, arm)] = pool.submit(_arm_job, ref, extra, args.days, args.cadence_h)
         results: dict[str, dict[str, ArmResult]] = {}
-        for (ref, arm), future in jobs.items():
+        for (ref, arm), future in jobs.items():  # a scenario is printed once its arms are in
             results.setdefault(ref, {})[arm] = future.result()
-    for ref in refs:
-        print_scenario(ref, results[ref])
+            if len(results[ref]) == sum(1 for key in jobs if key[0] == ref):
+                print_scenario(ref, results[ref])
+                sys.stdout.flush()
     held = print_targets(results)
     print(f"\nwall time {time.monotonic() - started:.0f} s with {args.jobs} worker(s)")
     return 0 if held else 1

@@ -602,3 +602,50 @@ def test_repeated_chunks_fit_the_budget_as_one_reservation() -> None:
     [fitted] = proposals(plan(channels, rows, book=tight, attempts=[worked]))
     assert fitted.max_cost_msat <= tight.budget_msat < free.max_cost_msat
     assert fitted.amount_msat < free.amount_msat
+
+
+def test_two_runs_at_once_never_reserve_more_than_the_day_holds_with_repeated_chunks() -> None:
+    """The second run plans after the first one's reservations (the writer lock orders them):
+    repeated chunks reserve their whole worst case, so the two together stay in budget."""
+    channels, rows = busy_sink_node()
+    other = chan(7, 2_000_000, 0.05, fee_ppm=312)
+    rows += forwards_out(other, channels[1:], [k * 0.23 for k in range(1, 61)], random.Random(4))
+    everything = [*channels, other]
+    worked = [
+        _into_sink(True, hours_ago=13),
+        _into_sink(True, hours_ago=13).model_copy(
+            update={"attempt_id": "b13", "dest_scid": other.scid}
+        ),
+    ]
+    first_alone = proposals(plan(everything, rows, attempts=worked))
+    assert len(first_alone) == 2 and all(p.chunks > 1 for p in first_alone)
+    budget_sat = (first_alone[0].max_cost_msat + first_alone[1].max_cost_msat) // SAT * 2 // 3
+    book = ledger(budget_sat=budget_sat)
+    first = proposals(
+        plan(
+            everything,
+            rows,
+            book=book,
+            attempts=worked,
+            config=RebalanceConfig(max_attempts_per_run=1),
+        )
+    )
+    held = [
+        Reservation(
+            attempt_id=p.attempt_id,
+            node_id=NODE,
+            max_fee_msat=p.max_cost_msat,
+            reserved_at=NOW,
+            scid=p.dest_scid,
+        )
+        for p in first
+    ]
+    second = proposals(
+        plan(
+            everything, rows, book=ledger(budget_sat=budget_sat, reservations=held), attempts=worked
+        )
+    )
+    assert first and second  # the second run still found money, for a smaller pull
+    assert not {p.dest_scid for p in first} & {p.dest_scid for p in second}
+    total = sum(p.max_cost_msat for p in [*first, *second])
+    assert total <= budget_sat * SAT

@@ -85,6 +85,16 @@ class HtlcmaxConfig(Section):
     free_share: float = Field(default=0.5, gt=0, le=1)
     min_interval_s: int = Field(default=4 * 3600, ge=0)
 
+    @model_validator(mode="after")
+    def _floor_below_free(self) -> HtlcmaxConfig:
+        if self.floor_share >= self.free_share:
+            raise ValueError(
+                f"floor_share={self.floor_share} must be below free_share={self.free_share} "
+                f"(the smallest max-HTLC posted, and the spendable share at which the "
+                f"capacity is posted)"
+            )
+        return self
+
 
 class BudgetConfig(Section):
     daily_budget_sat: int = Field(default=2_000, ge=0)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
 from engine.htlcmax import decide_htlcmax, target_htlcmax_msat
 from models.htlcmax import HtlcmaxChannel, HtlcmaxReason
 from models.settings import HtlcmaxConfig
@@ -88,3 +91,8 @@ def test_fleet_channels_are_never_narrowed_and_passive_ones_never_touched() -> N
 def test_without_spendable_the_reserve_is_taken_off_the_local_balance() -> None:
     d = one(chan(200_000, spendable_msat=None))
     assert d.spendable_msat == 190_000 * SAT
+
+
+def test_a_floor_above_the_free_share_is_refused_with_both_names() -> None:
+    with pytest.raises(ValidationError, match=r"floor_share=0\.6 must be below free_share=0\.5"):
+        HtlcmaxConfig(floor_share=0.6)

@@ -12,7 +12,7 @@ channel changed less than `min_interval_s` ago waits (the rate limit).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from models.htlcmax import HtlcmaxChannel, HtlcmaxDecision, HtlcmaxReason
@@ -48,11 +48,30 @@ def target_htlcmax_msat(channel: HtlcmaxChannel, config: HtlcmaxConfig) -> tuple
 
 
 def decide_htlcmax(
-    channels: Iterable[HtlcmaxChannel], config: HtlcmaxConfig, now: datetime
+    channels: Iterable[HtlcmaxChannel],
+    config: HtlcmaxConfig,
+    now: datetime,
+    *,
+    incoming: Mapping[str, int] | None = None,
 ) -> list[HtlcmaxDecision]:
-    """A decision for every channel, holds included (each with its reason)."""
+    """A decision for every channel, holds included (each with its reason). `incoming` (scid →
+    msat) is liquidity a rebalance job started this run is bringing: the channel is judged as if
+    it had arrived, since the next chance to widen it is a run away and a refilled channel
+    behind a narrow max-HTLC earns nothing (if the job fails, the channel is only as wide as it
+    would be without the lever)."""
     decisions = []
     for channel in sorted(channels, key=lambda c: c.scid):
+        extra = min(
+            (incoming or {}).get(channel.scid, 0), channel.capacity_msat - channel.local_msat
+        )
+        if extra > 0:
+            spendable = channel.spendable_msat
+            channel = channel.model_copy(
+                update={
+                    "local_msat": channel.local_msat + extra,
+                    "spendable_msat": None if spendable is None else spendable + extra,
+                }
+            )
         decisions.append(_decide(channel, config, now))
     return decisions
 

@@ -28,6 +28,7 @@ def rebalance(
         node_id = run.node_id(node)
         error: str | None = None
         info: dict[str, Any] = {"proposals": 0, "skips": 0}
+        incoming: dict[str, int] = {}  # dest scid -> msat a job started this run will bring
         if node_id is None:
             error = run.never_collected(node)
         else:
@@ -57,7 +58,13 @@ def rebalance(
                     proposals, skips = planned.result()
                     info.update(proposals=len(proposals), skips=len(skips))
                     if proposals:
-                        info["started"] = start_jobs(wh, node, settings.rpc, proposals, at)
+                        started = start_jobs(wh, node, settings.rpc, proposals, at)
+                        info["started"] = started
+                        incoming = {
+                            p.dest_scid: p.amount_msat
+                            for p in proposals
+                            if started.get(p.dest_scid) == "started"
+                        }
             info["ledger"] = refresh_ledger(wh, node_id, settings, at)
             if settings.htlcmax.enabled and error is None:
                 step = adjust_htlcmax(
@@ -69,6 +76,7 @@ def rebalance(
                     at,
                     run.run_id,
                     settings.dry_run,
+                    incoming,
                     return_state=True,
                 )
                 if step.is_failed():

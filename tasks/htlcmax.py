@@ -68,8 +68,11 @@ def adjust_htlcmax(
     now: datetime,
     run_id: str,
     dry_run: bool,
+    incoming: dict[str, int] | None = None,
 ) -> dict[str, int]:
-    """Post an htlc_maximum_msat that fits what each channel can send."""
+    """Post an htlc_maximum_msat that fits what each channel can send; `incoming` (scid → msat)
+    what the pulls this run just started are about to bring (a refilled sink should not sit
+    behind a narrow max-HTLC until the next run)."""
     counts = {"decided": 0, "changes": 0, "applied": 0, "failed": 0, "closed_stale": 0}
     with db.writer(warehouse_path, who="htlcmax read") as con:
         counts["closed_stale"] = _close_stale(con, node_id, now)
@@ -82,7 +85,7 @@ def adjust_htlcmax(
             f"latest snapshot of node {node_id} is {age_s / 3600:.1f} h old; max-HTLC decides "
             f"only on state younger than {STALE_SNAPSHOT_S // 3600} h (is collect running?)"
         )
-    decisions = decide_htlcmax([_channel(r) for r in rows], config, now)
+    decisions = decide_htlcmax([_channel(r) for r in rows], config, now, incoming=incoming)
     counts["decided"] = len(decisions)
     changes = [d for d in decisions if d.apply]
     counts["changes"] = len(changes)

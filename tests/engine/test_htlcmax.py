@@ -96,3 +96,13 @@ def test_without_spendable_the_reserve_is_taken_off_the_local_balance() -> None:
 def test_a_floor_above_the_free_share_is_refused_with_both_names() -> None:
     with pytest.raises(ValidationError, match=r"floor_share=0\.6 must be below free_share=0\.5"):
         HtlcmaxConfig(floor_share=0.6)
+
+
+def test_a_channel_a_pull_is_refilling_is_judged_as_refilled() -> None:
+    narrow, _ = target_htlcmax_msat(chan(50_000), CONFIG)
+    now_narrow = chan(50_000, posted_htlcmax_msat=narrow)
+    [held] = decide_htlcmax([now_narrow], CONFIG, NOW)
+    assert not held.apply
+    [widened] = decide_htlcmax([now_narrow], CONFIG, NOW, incoming={"1x1x0": 400_000 * SAT})
+    assert widened.apply and 450_000 * SAT / 2**0.5 < widened.new_htlcmax_msat <= 450_000 * SAT
+    assert widened.spendable_msat == 450_000 * SAT

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import polars as pl
 from pydantic import ValidationError
 
-from models.rebalance import RebalanceMode, RebalancePolicy
+from models.rebalance_policy import RebalanceMode, RebalancePolicy
 from models.settings import load_settings
 from warehouse import db
 

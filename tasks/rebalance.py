@@ -27,7 +27,8 @@ from engine.rebalance.rows import (
     skip_row,
 )
 from models.budget import BudgetLedger, Refusal, Reservation
-from models.rebalance import RebalancePolicy, RebalanceProposal, Skip, SkipReason
+from models.rebalance import RebalanceProposal, Skip, SkipReason
+from models.rebalance_policy import RebalancePolicy
 from models.settings import NodeConfig, RpcConfig, Settings
 from tasks.gateway import NodeGateway
 from warehouse import db

@@ -10,10 +10,21 @@ and the budget holds them all (one reservation for the whole job).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from models.rebalance import MSAT_PER_SAT, AttemptRecord, RebalanceTuning
+from engine.rebalance.ev import evaluate_pull, spare_msat
+from models.rebalance import (
+    MSAT_PER_SAT,
+    PPM,
+    AttemptRecord,
+    ChannelClass,
+    PullEvaluation,
+    RebalanceChannel,
+    RebalanceTuning,
+)
+from models.settings import RebalanceConfig
 
 # sling's reasons for a try that failed because liquidity was missing somewhere on the path
 LIQUIDITY_FAILURES = ("TEMPORARY_CHANNEL_FAILURE", "NoCandidates", "insufficient")
@@ -61,3 +72,42 @@ def chunk_plan(
                 f"({attempt.attempt_id}): next chunk {cap // MSAT_PER_SAT} sat",
             )
     return ChunkPlan(None, 1, "one chunk")
+
+
+def repeat_chunks(
+    dest: RebalanceChannel,
+    dest_cls: ChannelClass,
+    source: RebalanceChannel,
+    source_cls: ChannelClass,
+    one: PullEvaluation,
+    *,
+    need_msat: int,
+    repeats: int,
+    config: RebalanceConfig,
+    tuning: RebalanceTuning,
+) -> PullEvaluation:
+    """The pull grown chunk by chunk at the first chunk's price while each added chunk's own
+    gain (the gain at k chunks minus at k − 1) exceeds its worst-case fee by the minimum
+    benefit, the destination still needs it and the source can spare it."""
+    chunk = one.amount_msat
+    spare = spare_msat(source, tuning)
+    chunk_cost = math.ceil(chunk * one.maxppm / PPM)
+    chosen = one
+    for k in range(2, repeats + 1):
+        total = k * chunk
+        if total > need_msat or total > spare:
+            break
+        more = evaluate_pull(
+            dest, dest_cls, source, source_cls, total, config, tuning, fixed_maxppm=one.maxppm
+        )
+        if more.gain_msat - chosen.gain_msat - chunk_cost < tuning.min_benefit_msat:
+            break
+        chosen = more.model_copy(
+            update={
+                "passes": True,
+                "route_ppm": one.route_ppm,
+                "chunk_msat": chunk,
+                "detail": f"{k} chunks of {chunk // MSAT_PER_SAT} sat: {more.detail}",
+            }
+        )
+    return chosen

@@ -24,7 +24,7 @@ import polars as pl
 from engine.rebalance.allocate import allocate
 from engine.rebalance.breaker import breaker_block, ping_pong_reason, route_floor_ppm
 from engine.rebalance.budget import available_msat
-from engine.rebalance.chunks import chunk_plan
+from engine.rebalance.chunks import chunk_plan, repeat_chunks
 from engine.rebalance.classify import classify_channels
 from engine.rebalance.ev import (
     demand_capped_amount_msat,
@@ -46,13 +46,12 @@ from models.rebalance import (
     FlowRole,
     PullEvaluation,
     RebalanceChannel,
-    RebalanceMode,
-    RebalancePolicy,
     RebalanceProposal,
     RebalanceTuning,
     Skip,
     SkipReason,
 )
+from models.rebalance_policy import RebalanceMode, RebalancePolicy
 from models.settings import RebalanceConfig
 
 
@@ -245,52 +244,20 @@ def _plan_destination(
         )
     if not best.exempt_from_ev and chunking.repeats > 1:
         by_scid = {c.scid: c for c in selection.eligible}
-        best = _repeat(dest, by_scid[best.source_scid], best, need, chunking.repeats, cycle)
+        source = by_scid[best.source_scid]
+        best = repeat_chunks(
+            dest,
+            cls,
+            source,
+            cycle.classes[source.scid],
+            best,
+            need_msat=need,
+            repeats=chunking.repeats,
+            config=cycle.config,
+            tuning=tuning,
+        )
     base = {**base, "chunking": chunking.detail}
     return _proposal(dest, best, selection.eligible, cycle, base)
-
-
-def _repeat(
-    dest: RebalanceChannel,
-    source: RebalanceChannel,
-    one: PullEvaluation,
-    need_msat: int,
-    repeats: int,
-    cycle: _Cycle,
-) -> PullEvaluation:
-    """The pull grown chunk by chunk at the first chunk's price while each added chunk's own
-    gain (the gain at k chunks minus at k − 1) exceeds its worst-case fee by the minimum
-    benefit, the destination still needs it and the source can spare it."""
-    chunk, tuning = one.amount_msat, cycle.tuning
-    dest_cls, source_cls = cycle.classes[dest.scid], cycle.classes[source.scid]
-    spare = spare_msat(source, tuning)
-    chunk_cost = math.ceil(chunk * one.maxppm / PPM)
-    chosen = one
-    for k in range(2, repeats + 1):
-        total = k * chunk
-        if total > need_msat or total > spare:
-            break
-        more = evaluate_pull(
-            dest,
-            dest_cls,
-            source,
-            source_cls,
-            total,
-            cycle.config,
-            tuning,
-            fixed_maxppm=one.maxppm,
-        )
-        if more.gain_msat - chosen.gain_msat - chunk_cost < tuning.min_benefit_msat:
-            break
-        chosen = more.model_copy(
-            update={
-                "passes": True,
-                "route_ppm": one.route_ppm,
-                "chunk_msat": chunk,
-                "detail": f"{k} chunks of {chunk // MSAT_PER_SAT} sat: {more.detail}",
-            }
-        )
-    return chosen
 
 
 def _evaluate(

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from models.rebalance import RebalanceChannel, RebalanceMode, RebalancePolicy
+from models.rebalance import RebalanceChannel
+from models.rebalance_policy import RebalanceMode, RebalancePolicy
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

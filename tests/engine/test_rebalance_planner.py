@@ -26,12 +26,11 @@ from models.rebalance import (
     BreakerState,
     FlowRole,
     RebalanceChannel,
-    RebalanceMode,
-    RebalancePolicy,
     RebalanceProposal,
     Skip,
     SkipReason,
 )
+from models.rebalance_policy import RebalanceMode, RebalancePolicy
 from models.settings import BudgetConfig, RebalanceConfig
 
 NOW = datetime(2026, 2, 10, tzinfo=UTC)

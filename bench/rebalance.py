@@ -5,14 +5,14 @@
 
 Default: `audit`, `busy` and 4 scenarios of the family (lnsim.scenario_family, the same one
 bench/fees.py draws from) at seed 1. Every arm runs the real loops (collect, fees daily,
-rebalance, and the max-HTLC step inside the fees loop) as Prefect flow runs against the
+rebalance) as Prefect flow runs against the
 simulated fleet with the scenario's seed, so the demand is the same; only the rebalance
 settings differ, and the fees loop is active in every arm. Printed per scenario and arm, fleet
 wide: net P&L (routing revenue − rebalance fees − on-chain costs) and its ratio to "none",
 attempts, the share that moved liquidity, fees paid per sat moved (ppm), node-days of the
 budget ledger spent over budget, and local failures per day; then the issue's targets, each
-held or not, all from this one run. `ours-no-htlcmax` (busy only, unless --no-htlcmax-arm)
-is ours with the max-HTLC lever off: local failures and revenue with and without it.
+held or not, all from this one run. `ours+htlcmax` (busy only, unless --no-htlcmax-arm) is
+ours with the max-HTLC lever on (it is off by default): local failures and revenue with it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ ARMS = {
         "\n[budget]\ndaily_budget_sat = 2000\nshare_of_earnings = 1.0\n"
     ),
 }
-NO_HTLCMAX_ARM = ("ours-no-htlcmax", "\n[htlcmax]\nenabled = false\n")
+HTLCMAX_ARM = ("ours+htlcmax", "\n[htlcmax]\nenabled = true\n")
 HTLCMAX_ARM_SCENARIOS = ("busy",)
 # The issue's targets (#16): ratio of ours to none.
 TARGET_BUSY, TARGET_AUDIT, TARGET_RANDOM_MIN, TARGET_RANDOM_MEAN = 1.10, 1.00, 0.98, 1.05
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         for ref in sorted(refs, key=lambda r: r != "busy"):
             arms = dict(ARMS)
             if ref in HTLCMAX_ARM_SCENARIOS and not args.no_htlcmax_arm:
-                arms[NO_HTLCMAX_ARM[0]] = NO_HTLCMAX_ARM[1]
+                arms[HTLCMAX_ARM[0]] = HTLCMAX_ARM[1]
             for arm, extra in arms.items():
                 jobs[(ref, arm)] = pool.submit(_arm_job, ref, extra, args.days, args.cadence_h)
         results: dict[str, dict[str, ArmResult]] = {}

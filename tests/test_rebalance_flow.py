@@ -172,7 +172,7 @@ def test_audit_scenario_never_pays_more_than_it_earns(
 def test_dry_run_records_decisions_and_moves_nothing(
     audit: SimFleet, tmp_path: Path, prefect_harness: None
 ) -> None:
-    path = _prepare(audit, tmp_path)
+    path = _prepare(audit, tmp_path, "\n[htlcmax]\nenabled = true\n")
     path.write_text("dry_run = true\n" + path.read_text())
     rebalance(config_path=str(path), now=audit.now)
     assert all(audit.call_count(n, "sling-once") == 0 for n in audit.node_ids)
@@ -195,6 +195,8 @@ def test_depleted_channels_post_a_max_htlc_that_fits_recorded_before_the_call(
     with SimFleet("busy", workdir=tmp_path / "sim") as busy:
         busy.advance(24 * HOUR_S)  # busy traffic drains some channels in a day
         path = busy.write_config(tmp_path / "hiveops.toml", tmp_path / "hiveops.duckdb")
+        with path.open("a") as f:
+            f.write("\n[htlcmax]\nenabled = true\n")  # off by default
         collect(config_path=str(path), now=busy.now)
         busy.faults.set("nexus-02", "setchannel", error_rate=1.0, error_code=-1, count=1)
         rebalance(config_path=str(path), now=busy.now)

@@ -1,4 +1,5 @@
-"""rebalance: reconcile what earlier runs left, plan EV-gated pulls in budget, start them."""
+"""rebalance: reconcile what earlier runs left, plan EV-gated pulls in budget, start them;
+then post a max-HTLC that fits each channel's balance (tasks.htlcmax)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prefect import flow
 
 from flows.common import start_loop
 from flows.hooks import LOOP_HOOKS
+from tasks.htlcmax import adjust_htlcmax
 from tasks.ledger import heartbeat_start
 from tasks.rebalance import plan_and_reserve, read_gossip, refresh_ledger
 from tasks.rebalance_jobs import reconcile_jobs, start_jobs
@@ -27,6 +29,7 @@ def rebalance(
         node_id = run.node_id(node)
         error: str | None = None
         info: dict[str, Any] = {"proposals": 0, "skips": 0}
+        incoming: dict[str, int] = {}  # dest scid -> msat a job started this run will bring
         if node_id is None:
             error = run.never_collected(node)
         else:
@@ -56,8 +59,31 @@ def rebalance(
                     proposals, skips = planned.result()
                     info.update(proposals=len(proposals), skips=len(skips))
                     if proposals:
-                        info["started"] = start_jobs(wh, node, settings.rpc, proposals, at)
+                        started = start_jobs(wh, node, settings.rpc, proposals, at)
+                        info["started"] = started
+                        incoming = {
+                            p.dest_scid: p.amount_msat
+                            for p in proposals
+                            if started.get(p.dest_scid) == "started"
+                        }
             info["ledger"] = refresh_ledger(wh, node_id, settings, at)
+            if settings.htlcmax.enabled and error is None:
+                step = adjust_htlcmax(
+                    wh,
+                    node,
+                    settings.rpc,
+                    node_id,
+                    settings.htlcmax,
+                    at,
+                    run.run_id,
+                    settings.dry_run,
+                    incoming,
+                    return_state=True,
+                )
+                if step.is_failed():
+                    error = f"node {node.name}: max-HTLC: {step.result(raise_on_failure=False)}"
+                else:
+                    info["htlcmax"] = step.result()
         decisions = info["proposals"] + info["skips"]
         run.finish_node(node, error, decisions=decisions, rows_written=decisions, detail=info)
     return run.end()

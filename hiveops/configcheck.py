@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from engine.config_risks import config_warnings
+from engine.rebalance.policy import contradictions
 from models.settings import load_settings
 from warehouse import db
 
@@ -24,7 +25,7 @@ def check_config(config: Path | None) -> int:
         f"config {settings.config_path}: valid; {len(settings.nodes)} node(s), "
         f"warehouse {settings.warehouse_path}, dry_run={settings.dry_run}"
     )
-    warnings = config_warnings(settings, capacities_sat)
+    warnings = config_warnings(settings, capacities_sat) + _policy_warnings(settings.warehouse_path)
     for w in warnings:
         print(f"warning: {w}", file=sys.stdout)
     if not capacities_sat:
@@ -54,3 +55,26 @@ def scheduling_problems() -> list[str]:
         )
         problems += [p for p in found if not p.startswith("unit ")]
     return problems
+
+
+def _policy_warnings(warehouse_path: Path) -> list[str]:
+    """Rebalance policies that contradict an open fleet-assistance request (the planner
+    honours the operator and skips the pull; the fleet loop would keep asking)."""
+    if not warehouse_path.exists():
+        return []
+    from tasks.rebalance import read_policies
+
+    try:
+        with db.reader(warehouse_path, timeout_s=5) as con:
+            policies = read_policies(con)
+            if not policies:
+                return []
+            peers = {r["scid"]: r["peer_id"] for r in db.fetch_all(con, "rebalance.channel_peers")}
+            requests = [
+                (r["dest_scid"], r["source_scid"])
+                for r in db.fetch_all(con, "fleet.open_liquidity_requests")
+            ]
+    except Exception as exc:  # an older or locked warehouse must not hide the other checks
+        print(f"note: rebalance policies not checked against {warehouse_path}: {exc}")
+        return []
+    return contradictions(policies, peers, requests)

@@ -1,4 +1,5 @@
-"""`hiveops policy set|get|list|delete`: per-peer and per-channel fee policies."""
+"""`hiveops policy set|get|list|delete`: per-peer and per-channel fee policies (rebalance
+modes: `hiveops policy rebalance ...`, hiveops.rebalancepolicycli)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     listing = psub.add_parser("list")
     listing.add_argument("--config")
     listing.set_defaults(handler=run)
+    from hiveops.rebalancepolicycli import add_parser as add_rebalance_parser
+
+    add_rebalance_parser(psub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -67,6 +67,9 @@ class Payments:
         if not channel.is_normal:
             return False
         if channel.to_node1_msat is not None:
+            # lightningd refuses to offer an HTLC above its own advertised htlc_maximum_msat
+            if amount_msat > channel.policy_from(sender).htlc_max_msat:
+                return False
             return channel.local_msat(sender) - channel.reserve_msat >= amount_msat
         cap = channel.capacity_msat
         return self.rng.random() < (cap + 1 - amount_msat) / (cap + 1)

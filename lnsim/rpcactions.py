@@ -29,13 +29,18 @@ class ActionMethods:
         ppm = p.get("feeppm")
         if ppm is not None and (not isinstance(ppm, int) or ppm < 0):
             raise SimRpcError(INVALID_PARAMS, "feeppm: should be an unsigned 32 bit integer")
+        htlcmin, htlcmax = _msat(p.get("htlcmin")), _msat(p.get("htlcmax"))
+        if htlcmax is not None and htlcmax < (htlcmin or 0):
+            raise SimRpcError(INVALID_PARAMS, "htlcmax cannot be less than htlcmin")
+        if htlcmax is not None and htlcmax <= 0:
+            raise SimRpcError(INVALID_PARAMS, "htlcmax: must be greater than 0")
         chans = self.market.set_fee(
             self.pk,
             str(p["id"]),
             _msat(p.get("feebase")),
             ppm,
-            _msat(p.get("htlcmin")),
-            _msat(p.get("htlcmax")),
+            htlcmin,
+            htlcmax,
         )
         result = []
         for c in chans:

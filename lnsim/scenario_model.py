@@ -1,6 +1,7 @@
 """Scenario files: the simulated network's size, demand, balances and dynamics.
 
-A scenario is a builtin name (`audit`, `busy`, files in lnsim/scenarios/) or a path to a TOML or
+A scenario is a builtin name (`audit`, `busy`, files in lnsim/scenario_files/), a draw of the
+scenario family (`random-<seed>-<i>`, lnsim/scenario_family.py) or a path to a TOML or
 JSON file with the same keys. Unknown keys are errors, so a typo cannot silently fall back to a
 default and change what a benchmark measures.
 """
@@ -99,12 +100,21 @@ class ScenarioError(ValueError):
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A builtin name, a `random-<seed>-<i>` draw of lnsim.scenario_family, or a file."""
+    from lnsim.scenario_family import scenario_by_name  # the family builds on this module
+
+    drawn = scenario_by_name(str(name_or_path))
+    if drawn is not None:
+        return drawn
     path = Path(name_or_path)
     if not path.suffix:
         path = BUILTIN_DIR / f"{name_or_path}.toml"
     if not path.exists():
         builtin = ", ".join(sorted(p.stem for p in BUILTIN_DIR.glob("*.toml")))
-        raise ScenarioError(f"scenario {name_or_path!r} not found (builtin: {builtin}, or a file)")
+        raise ScenarioError(
+            f"scenario {name_or_path!r} not found "
+            f"(builtin: {builtin}, random-<seed>-<i>, or a file)"
+        )
     try:
         data = (
             json.loads(path.read_text())

@@ -51,6 +51,9 @@ class SkipReason(StrEnum):
     EV_BELOW_COST = "ev_below_cost"
     BUDGET_EXHAUSTED = "budget_exhausted"
     ATTEMPT_LIMIT = "attempt_limit"
+    # an operator's rebalance policy keeps the channel from being a destination
+    POLICY_NEVER = "policy_never"
+    POLICY_SOURCE_ONLY = "policy_source_only"
 
 
 class RebalanceTuning(_Frozen):
@@ -69,6 +72,10 @@ class RebalanceTuning(_Frozen):
     so up to 65 % of the gain may go to it (LNDg's default share of the target's fee): the rest
     is the margin for the gain's own error.
     Breaker: 1 h doubling to 48 h; 8 straight failures suspend a channel for 7 days.
+    Chunks: after a pull into a channel moved liquidity, the next may run up to 4 chunks in one
+    job while each added chunk's own EV pays for it (LNDg repeats a rebalance that just
+    worked); after a liquidity failure the next chunk is half the failed one, down to the
+    10 k sat minimum.
     """
 
     flow_window_s: int = Field(default=14 * 86_400, gt=0)
@@ -90,6 +97,7 @@ class RebalanceTuning(_Frozen):
     deplete_share: float = Field(default=0.2, ge=0, lt=1)
     deplete_max_sat: int = Field(default=2_000_000, ge=0)
     max_candidates: int = Field(default=3, ge=1)
+    max_repeat_chunks: int = Field(default=4, ge=1)
     fleet_as_source: bool = False
     ping_pong_window_s: int = Field(default=7 * 86_400, gt=0)
     backoff_base_s: int = Field(default=3_600, gt=0)
@@ -151,6 +159,14 @@ class ChannelClass(_Frozen):
     out_msat: int = Field(ge=0)
     in_msat: int = Field(ge=0)
     out_fee_msat: int = Field(ge=0)
+    # settled forwards that arrived through this channel, and the fees they earned on the
+    # channel they left by: what inbound room here is worth
+    in_forwards: int = Field(default=0, ge=0)
+    in_fee_msat: int = Field(default=0, ge=0)
+    # that inbound by the channel it left through, out scid → (forwards, in msat, fee msat),
+    # only for exits that hold outbound now (above the sink share): inbound room is worth
+    # nothing where the way out is as empty; a pull's other end is left out when valuing it
+    in_by_out: dict[str, tuple[int, int, int]] = Field(default_factory=dict)
     # local_failed forwards that asked for this channel: demand it could not serve (depleted)
     missed_forwards: int = Field(default=0, ge=0)
     missed_msat: int = Field(default=0, ge=0)
@@ -179,11 +195,30 @@ class ChannelClass(_Frozen):
             return None
         return None if self.out_msat == 0 else self.out_fee_msat * PPM // self.out_msat
 
+    def inbound_except(self, other_scid: str | None) -> tuple[int, int, int]:
+        """(forwards, in msat, fee msat) that arrived here and left through a channel holding
+        outbound other than `other_scid`: a forward from a pull's source into its destination
+        needs both the source's inbound and the destination's outbound, and is valued once, as
+        the destination's demand."""
+        legs = [leg for scid, leg in self.in_by_out.items() if scid != other_scid]
+        return (
+            sum(leg[0] for leg in legs),
+            sum(leg[1] for leg in legs),
+            sum(leg[2] for leg in legs),
+        )
+
+    def inbound_fee_ppm(self, except_scid: str | None = None) -> int:
+        """Fee earned per msat that arrived through this channel (on whichever channel the
+        forward left by, `except_scid` left out); 0 without inbound volume."""
+        _, msat, fee = self.inbound_except(except_scid)
+        return 0 if msat <= 0 else max(0, fee) * PPM // msat
+
 
 class PullEvaluation(_Frozen):
     """The EV gate's arithmetic for one (destination, source, amount): every input kept.
 
-    gain = expected_revenue − opportunity_cost; max_cost = amount × maxppm;
+    gain = expected_revenue + inbound_value − opportunity_cost − dest_inbound_cost;
+    max_cost = amount × maxppm;
     predicted_benefit = gain − max_cost (the worst case net, what the gate bets on).
     """
 
@@ -199,6 +234,15 @@ class PullEvaluation(_Frozen):
     source_lost_volume_msat: int = Field(ge=0)
     source_fee_ppm: int = Field(ge=0)
     opportunity_cost_msat: int = Field(ge=0)
+    # the other side of the move: inbound room freed on the source (its peer can send again)
+    # and inbound room the destination gives up, each priced at what its inbound earned
+    source_inbound_demand_msat: int = Field(default=0, ge=0)
+    source_inbound_freed_msat: int = Field(default=0, ge=0)
+    source_inbound_fee_ppm: int = Field(default=0, ge=0)
+    inbound_value_msat: int = Field(default=0, ge=0)
+    dest_inbound_lost_msat: int = Field(default=0, ge=0)
+    dest_inbound_fee_ppm: int = Field(default=0, ge=0)
+    dest_inbound_cost_msat: int = Field(default=0, ge=0)
     gain_msat: int
     maxppm: int = Field(ge=0)
     max_cost_msat: int = Field(ge=0)
@@ -207,6 +251,7 @@ class PullEvaluation(_Frozen):
     detail: str
     route_ppm: int | None = None  # gossip's cheapest circular route, when quoted
     route_refused: bool = False  # the gain passed but no route in gossip fits under it
+    chunk_msat: int | None = None  # several chunks of this in one job (engine.rebalance.chunks)
 
     @property
     def predicted_benefit_msat(self) -> int:
@@ -239,16 +284,32 @@ class RebalanceProposal(_Frozen):
     exempt_from_ev: bool = False
     proposed_at: datetime
     inputs: dict[str, Any] = Field(default_factory=dict)
+    # per-attempt amount when the pull runs several chunks (amount_msat a multiple of it)
+    chunk_msat: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _whole_sats(self) -> RebalanceProposal:
         if self.amount_msat % MSAT_PER_SAT:
             raise ValueError(f"{self.dest_scid}: sling takes whole sats, got {self.amount_msat}")
+        chunk = self.chunk_msat
+        if chunk is not None and (chunk % MSAT_PER_SAT or self.amount_msat % chunk):
+            raise ValueError(
+                f"{self.dest_scid}: amount {self.amount_msat} msat is not whole chunks of "
+                f"{chunk} msat (sling's onceamount must be a multiple of amount)"
+            )
         return self
 
     @property
     def amount_sat(self) -> int:
         return self.amount_msat // MSAT_PER_SAT
+
+    @property
+    def chunk_sat(self) -> int:
+        return (self.chunk_msat or self.amount_msat) // MSAT_PER_SAT
+
+    @property
+    def chunks(self) -> int:
+        return self.amount_msat // (self.chunk_msat or self.amount_msat)
 
 
 class Skip(_Frozen):
@@ -312,6 +373,12 @@ class AttemptRecord(_Frozen):
     fee_msat: int = Field(default=0, ge=0)
     failure_reason: str | None = None
     maxppm: int | None = Field(default=None, ge=0)
+    amount_msat: int | None = Field(default=None, ge=0)  # what the job was sized to move
+    chunk_msat: int | None = Field(default=None, gt=0)  # per attempt; None: amount_msat
+
+    @property
+    def chunk_or_amount_msat(self) -> int | None:
+        return self.chunk_msat or self.amount_msat
 
 
 class ChannelBreaker(_Frozen):

@@ -28,6 +28,7 @@ from engine.rebalance.rows import (
 )
 from models.budget import BudgetLedger, Refusal, Reservation
 from models.rebalance import RebalanceProposal, Skip, SkipReason
+from models.rebalance_policy import RebalancePolicy
 from models.settings import NodeConfig, RpcConfig, Settings
 from tasks.gateway import NodeGateway
 from warehouse import db
@@ -65,6 +66,20 @@ def _ledger(con: Any, node_id: str, day: date, settings: Settings, now: datetime
         ],
         config=settings.budget,
     )
+
+
+def read_policies(con: Any) -> list[RebalancePolicy]:
+    """The operators' rebalance policies (`hiveops policy rebalance set`)."""
+    return [
+        RebalancePolicy(
+            mode=r["mode"],
+            peer_id=r["peer_id"],
+            scid=r["scid"],
+            created_at=None if r["created_at"] is None else _utc(r["created_at"]),
+            note=r["note"],
+        )
+        for r in db.fetch_all(con, "rebalance.list_policies")
+    ]
 
 
 def _assistance_requests(con: Any, node_id: str) -> dict[str, dict[str, Any]]:
@@ -116,17 +131,22 @@ def plan_and_reserve(
         ]
         ledger = _ledger(con, node_id, now.date(), settings, now)
         assist = _assistance_requests(con, node_id)
+        policies = read_policies(con)
+        resumes = {
+            r["scid"]: _utc(r["resumed_at"]) for r in db.fetch_all(con, "rebalance.latest_resumes")
+        }
         flows = db.fetch_frame(con, "rebalance.forwards", node_id=node_id, since=since)
         decided = plan_rebalances(
             channels,
             flows,
             ledger,
-            breaker_from_attempts(attempts),
+            breaker_from_attempts(attempts, resumes=resumes),
             settings.rebalance,
             now,
             attempts=attempts,
             assist_scids=assist,
             gossip=gossip,
+            policies=policies,
         )
         proposals: list[RebalanceProposal] = []
         skips: list[Skip] = []

@@ -32,13 +32,14 @@ def jobs(gw: NodeGateway) -> dict[str, dict[str, Any]]:
 
 
 def start_once(gw: NodeGateway, proposal: RebalanceProposal) -> None:
-    """One chunk (onceamount = amount), so the reservation bounds what this job can spend."""
+    """`proposal.chunks` chunks of `chunk_sat` (onceamount = the whole amount): the reservation
+    is amount × maxppm, and sling-once stops when onceamount is moved, so it bounds the spend."""
     gw.call(
         "sling-once",
         {
             "scid": proposal.dest_scid,
             "direction": proposal.direction,
-            "amount": proposal.amount_sat,
+            "amount": proposal.chunk_sat,
             "onceamount": proposal.amount_sat,
             "maxppm": proposal.maxppm,
             "candidates": list(proposal.candidates),

@@ -95,3 +95,40 @@ def test_sql_on_the_copy_imports_no_prefect_polars_or_pydantic(config: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.splitlines() == ['[{"one": 1}]', "[]"]
+
+
+def test_rebalance_policies_from_the_cli_and_config_check_warns_on_a_contradiction(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--config", str(config)]
+    assert main(["policy", "rebalance", "set", "--scid", "1x1x0", "--mode", "never", *args]) == 0
+    assert "set scid:1x1x0: rebalance never" in capsys.readouterr().out
+    assert main(["policy", "rebalance", "set", "--peer", "03bb", "--mode", "sink-only", *args]) == 0
+    assert main(["policy", "rebalance", "get", "--scid", "1x1x0", *args]) == 0
+    assert "never" in capsys.readouterr().out
+    assert main(["policy", "rebalance", "get", "--scid", "9x9x9", *args]) == 1
+    assert "(auto)" in capsys.readouterr().out
+    assert main(["policy", "rebalance", "resume", "--scid", "1x1x0", *args]) == 0
+    assert "resumed 1x1x0" in capsys.readouterr().out
+    with db.reader(config.parent / "w.duckdb") as con:
+        assert con.execute("select count(*) from rebalance_resumes").fetchone() == (1,)
+    # fee policies keep their own commands beside it
+    assert main(["policy", "list", *args]) == 0
+    capsys.readouterr()
+
+    assert main(["config", "check", *args]) == 0
+    assert "forbids" not in capsys.readouterr().out  # no open request yet
+    with db.writer(config.parent / "w.duckdb") as con:
+        con.execute(
+            "INSERT INTO fleet_assistance (assistance_id, run_id, node_id, member_name, kind,"
+            " dest_scid, amount_msat, max_fee_ppm, reason, requested_at, state) VALUES"
+            " ('f1', 'r', '02aa', 'nexus-03', 'liquidity_pull', '1x1x0', 100000000, 500,"
+            " 'critical', '2026-02-09 00:00:00+00', 'open')"
+        )
+    assert main(["config", "check", *args]) == 0
+    out = capsys.readouterr().out
+    assert "warning: rebalance policy never (scid:1x1x0) forbids refilling 1x1x0" in out
+    assert main(["policy", "rebalance", "delete", "--scid", "1x1x0", *args]) == 0
+    capsys.readouterr()
+    assert main(["config", "check", *args]) == 0
+    assert "forbids" not in capsys.readouterr().out

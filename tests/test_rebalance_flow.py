@@ -172,7 +172,7 @@ def test_audit_scenario_never_pays_more_than_it_earns(
 def test_dry_run_records_decisions_and_moves_nothing(
     audit: SimFleet, tmp_path: Path, prefect_harness: None
 ) -> None:
-    path = _prepare(audit, tmp_path)
+    path = _prepare(audit, tmp_path, "\n[htlcmax]\nenabled = true\n")
     path.write_text("dry_run = true\n" + path.read_text())
     rebalance(config_path=str(path), now=audit.now)
     assert all(audit.call_count(n, "sling-once") == 0 for n in audit.node_ids)
@@ -183,6 +183,53 @@ def test_dry_run_records_decisions_and_moves_nothing(
     channels = _rows(path, "SELECT count(*) FROM channel_latest")[0][0]
     attempts = _rows(path, "SELECT count(*) FROM rebalance_attempts")[0][0]
     assert skips + attempts == channels  # every channel got a decision
+    # the max-HTLC step decides and records, and calls nothing
+    assert all(audit.call_count(n, "setchannel") == 0 for n in audit.node_ids)
+    statuses = _rows(path, "SELECT DISTINCT status FROM htlcmax_changes")
+    assert statuses in ([], [("dry_run",)])
+
+
+def test_depleted_channels_post_a_max_htlc_that_fits_recorded_before_the_call(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    with SimFleet("busy", workdir=tmp_path / "sim") as busy:
+        busy.advance(24 * HOUR_S)  # busy traffic drains some channels in a day
+        path = busy.write_config(tmp_path / "hiveops.toml", tmp_path / "hiveops.duckdb")
+        with path.open("a") as f:
+            f.write("\n[htlcmax]\nenabled = true\n")  # off by default
+        collect(config_path=str(path), now=busy.now)
+        busy.faults.set("nexus-02", "setchannel", error_rate=1.0, error_code=-1, count=1)
+        rebalance(config_path=str(path), now=busy.now)
+        rows = _rows(
+            path,
+            "SELECT h.scid, h.status, h.new_htlcmax_msat, h.spendable_msat, h.capacity_msat,"
+            " h.reason, n.name FROM htlcmax_changes h JOIN nodes n USING (node_id)",
+        )
+        assert rows, "a day of busy traffic leaves no channel narrow enough to act on"
+        failed = [r for r in rows if r[1] == "failed"]
+        assert len(failed) == 1 and failed[0][6] == "nexus-02"  # recorded, the error kept
+        applied = [r for r in rows if r[1] == "applied"]
+        assert applied and all(r[1] in ("applied", "failed") for r in rows)
+        for scid, _, new, spendable, capacity, reason, name in applied:
+            if reason == "fits_spendable":
+                assert new <= max(spendable, capacity // 64)
+            rpc = LightningRpc(str(busy.socket_paths[name]))
+            [posted] = [
+                c["maximum_htlc_out_msat"]
+                for c in rpc.listpeerchannels()["channels"]
+                if c.get("short_channel_id") == scid
+            ]
+            assert posted == new
+        # the next run, with nothing moved, changes nothing (the ladder is the hysteresis) and
+        # the failed channel waits for no rate limit (its change never applied)
+        collect(config_path=str(path), now=busy.now + 60)
+        rebalance(config_path=str(path), now=busy.now + 60)
+        again = _rows(
+            path,
+            "SELECT count(*) FROM htlcmax_changes WHERE decided_at > "
+            f"to_timestamp({busy.now + 30})",
+        )
+        assert again[0][0] <= 1
 
 
 def test_busy_sinks_are_priced_at_refill_cost_then_refilled_within_budget(

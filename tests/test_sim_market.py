@@ -113,3 +113,47 @@ def test_competitor_fees_move_over_time() -> None:
     after = {(s, d): p.fee_ppm for s, c in net.channels.items() for d, p in c.policies.items()}
     changed = sum(before[k] != after[k] for k in before)
     assert changed > 10
+
+
+def test_payers_route_around_a_channel_whose_htlc_maximum_is_below_the_amount() -> None:
+    """The max-HTLC lever: a depleted channel that posts what it can send stops being tried
+    for larger amounts (fewer local failures), and is still used for the ones it can carry."""
+
+    def second_day(narrow: bool) -> tuple[int, int]:
+        scenario = load_scenario("busy")
+        net = build_network(scenario)
+        market = Market(net, scenario)
+        node = net.node_by_name("nexus-02")
+        members = {n.pubkey for n in net.fleet_nodes()}
+        ours = [c for c in net.channels_of(node.pubkey) if c.other(node.pubkey) not in members]
+        market.advance(DAY_S)  # the same first day: channels deplete
+        first = len(node.fleet.forwards)  # type: ignore[union-attr]
+        for _ in range(8):  # every 3 h, as a loop would, post what each channel can send
+            for channel in ours:
+                spendable = channel.local_msat(node.pubkey) - channel.reserve_msat
+                if narrow and spendable < channel.capacity_msat // 2:
+                    htlcmax = max(1000, spendable)
+                    market.set_fee(node.pubkey, channel.scid, None, None, htlcmax=htlcmax)
+            market.advance(3 * 3600)
+        day = node.fleet.forwards[first:]  # type: ignore[union-attr]
+        seen = Counter(f.status for f in day)
+        return seen["local_failed"], seen["settled"]
+
+    wide_failed, wide_settled = second_day(narrow=False)
+    narrow_failed, narrow_settled = second_day(narrow=True)
+    assert narrow_failed < wide_failed / 2, (narrow_failed, wide_failed)
+    assert narrow_settled > 0.8 * wide_settled, (narrow_settled, wide_settled)
+
+
+def test_a_fleet_node_offers_no_htlc_above_its_posted_maximum() -> None:
+    scenario = load_scenario("busy")
+    net = build_network(scenario)
+    market = Market(net, scenario)
+    node = net.node_by_name("nexus-02")
+    channel = max(net.channels_of(node.pubkey), key=lambda c: c.local_msat(node.pubkey))
+    peer = channel.other(node.pubkey)
+    amount = 200_000_000
+    assert market.payments.hop_ok(node.pubkey, peer, channel, amount)
+    market.set_fee(node.pubkey, channel.scid, None, None, htlcmax=amount - 1)
+    assert not market.payments.hop_ok(node.pubkey, peer, channel, amount)
+    assert market.payments.hop_ok(node.pubkey, peer, channel, amount - 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pyln.client import LightningRpc
+from pyln.client import LightningRpc, RpcError
 
 from lnsim.schema_check import SHIPPED_SCHEMAS, response_errors
 from lnsim.simfleet import SimFleet
@@ -77,6 +77,24 @@ def test_setchannel_matches_the_schema_and_changes_gossip(rpc: LightningRpc) -> 
     check("setchannel", response)
     gossip = rpc.listchannels(scid)["channels"]
     assert 321 in {c["fee_per_millionth"] for c in gossip}
+
+
+def test_setchannel_htlcmax_matches_the_schema_and_reaches_gossip(rpc: LightningRpc) -> None:
+    channel = rpc.listpeerchannels()["channels"][2]
+    scid = channel["short_channel_id"]
+    response = rpc.setchannel(scid, htlcmax=123_000_000)
+    check("setchannel", response)
+    assert response["channels"][0]["maximum_htlc_out_msat"] == 123_000_000
+    listed = rpc.listpeerchannels(channel["peer_id"])
+    check("listpeerchannels", listed)
+    mine = next(c for c in listed["channels"] if c["short_channel_id"] == scid)
+    assert mine["maximum_htlc_out_msat"] == 123_000_000
+    assert mine["updates"]["local"]["htlc_maximum_msat"] == 123_000_000
+    gossip = rpc.listchannels(scid)
+    check("listchannels", gossip)
+    assert 123_000_000 in {c["htlc_maximum_msat"] for c in gossip["channels"]}
+    with pytest.raises(RpcError, match="htlcmax cannot be less than htlcmin"):
+        rpc.setchannel(scid, htlcmin=2_000_000, htlcmax=1_000_000)
 
 
 def test_connect_fundchannel_close_and_wait(fleet: SimFleet, rpc: LightningRpc) -> None:

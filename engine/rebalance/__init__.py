@@ -32,6 +32,7 @@ from engine.rebalance.ev import (
     demand_capped_amount_msat,
     evaluate_pull,
     expected_demand_msat,
+    expected_inbound_msat,
     size_pull_amount_msat,
 )
 from engine.rebalance.outcome import measure_rebalance_outcome
@@ -52,6 +53,7 @@ __all__ = [
     "demand_capped_amount_msat",
     "evaluate_pull",
     "expected_demand_msat",
+    "expected_inbound_msat",
     "measure_rebalance_outcome",
     "multi_channel_peers",
     "ping_pong_reason",

@@ -13,7 +13,7 @@ flow stores no separate breaker table.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from models.rebalance import (
@@ -58,7 +58,7 @@ def record_attempt(
             suspended_reason = (
                 f"{scid} suspended until {suspended_until:%Y-%m-%d %H:%M} UTC after {failures} "
                 f"consecutive failed rebalances ({summarize_reasons(reasons)}); a success or "
-                f"resume_channel clears it"
+                f"resume_channel (`hiveops policy rebalance resume --scid {scid}`) clears it"
             )
         channel = ChannelBreaker(
             scid=scid,
@@ -73,12 +73,25 @@ def record_attempt(
 
 
 def breaker_from_attempts(
-    attempts: Iterable[AttemptRecord], tuning: RebalanceTuning = DEFAULT_REBALANCE_TUNING
+    attempts: Iterable[AttemptRecord],
+    tuning: RebalanceTuning = DEFAULT_REBALANCE_TUNING,
+    *,
+    resumes: Mapping[str, datetime] | None = None,
 ) -> BreakerState:
-    """Replay finished attempts in time order (ties by attempt_id, for determinism)."""
+    """Replay finished attempts in time order (ties by attempt_id, for determinism).
+
+    `resumes` (scid → an operator's latest `hiveops rebalance resume`): the channel's breaker is
+    reset at that instant, so only attempts finished after it count against the channel."""
     state = BreakerState()
+    pending = dict(resumes or {})
     for attempt in sorted(attempts, key=lambda a: (a.finished_at, a.attempt_id)):
+        at = pending.get(attempt.dest_scid)
+        if at is not None and attempt.finished_at > at:
+            state = resume_channel(state, attempt.dest_scid)
+            del pending[attempt.dest_scid]
         state = record_attempt(state, attempt, tuning)
+    for scid in pending:
+        state = resume_channel(state, scid)
     return state
 
 

@@ -70,17 +70,41 @@ def classify_channels(
     }
     recent = _recent_prices(window, price_since, tuning)
     inbound = {
-        row["scid"]: int(row["in_msat"])
+        row["scid"]: row
         for row in window.filter(pl.col("in_channel").is_not_null())
         .group_by(pl.col("in_channel").alias("scid"))
-        .agg(pl.col("in_msat").fill_null(0).sum())
+        .agg(
+            pl.len().alias("forwards"),
+            pl.col("in_msat").fill_null(0).sum().alias("in_msat"),
+            pl.col("fee_msat").fill_null(0).sum().alias("fee_msat"),
+        )
         .iter_rows(named=True)
     }
+    holding = {c.scid for c in channels if c.local_share > tuning.sink_max_local_share and c.usable}
+    legs: dict[str, dict[str, tuple[int, int, int]]] = {}
+    for row in (
+        window.filter(pl.col("in_channel").is_not_null() & pl.col("out_channel").is_not_null())
+        .group_by("in_channel", "out_channel")
+        .agg(
+            pl.len().alias("forwards"),
+            pl.col("in_msat").fill_null(0).sum().alias("in_msat"),
+            pl.col("fee_msat").fill_null(0).sum().alias("fee_msat"),
+        )
+        .iter_rows(named=True)
+    ):
+        if row["out_channel"] not in holding:
+            continue
+        legs.setdefault(row["in_channel"], {})[row["out_channel"]] = (
+            int(row["forwards"]),
+            int(row["in_msat"]),
+            int(row["fee_msat"]),
+        )
     classes: dict[str, ChannelClass] = {}
     for channel in channels:
         out = outbound.get(channel.scid, {})
         out_msat = int(out.get("out_msat", 0))
-        in_msat = inbound.get(channel.scid, 0)
+        into = inbound.get(channel.scid, {})
+        in_msat = int(into.get("in_msat", 0))
         role, detail = _role(channel, out_msat - in_msat, tuning)
         classes[channel.scid] = ChannelClass(
             scid=channel.scid,
@@ -93,6 +117,9 @@ def classify_channels(
             out_msat=out_msat,
             in_msat=in_msat,
             out_fee_msat=int(out.get("fee_msat", 0)),
+            in_forwards=int(into.get("forwards", 0)),
+            in_fee_msat=int(into.get("fee_msat", 0)),
+            in_by_out=legs.get(channel.scid, {}),
             missed_forwards=missed.get(channel.scid, (0, 0))[0],
             missed_msat=missed.get(channel.scid, (0, 0))[1],
             recent_fee_ppm=recent.get(channel.scid),

@@ -9,7 +9,13 @@ cost). Pulling A msat into destination D from source S over horizon H:
     revenue        = extra volume × D's fee (the lower of posted and realised ppm)
     lost volume    = S's demand it could serve before the move but not after
     opportunity    = lost volume × S's fee (the higher of posted and realised ppm)
-    gain           = revenue − opportunity
+    inbound(C)     = C's settled inbound volume over the window, scaled and shrunk the same way
+    freed inbound  = S's inbound demand its remote side can serve after the move but not before
+                     (a full source's peer cannot send to us: those forwards fail at the peer)
+    inbound value  = freed inbound × the fee S's inbound forwards earned on their way out
+    lost inbound   = D's inbound demand its remote side served before the move but not after
+    inbound cost   = lost inbound × the fee D's inbound forwards earned
+    gain           = revenue + inbound value − opportunity − inbound cost
     maxppm         = min(config cap, gain × cost_share / A)     the most we pay and still profit
     max cost       = A × maxppm                                 what the budget reserves
     propose iff gain > max cost, maxppm ≥ min_maxppm and gain − max cost ≥ min_benefit
@@ -58,6 +64,25 @@ def expected_demand_msat(
         return 0
     shrink = asked / (asked + tuning.demand_prior_forwards)
     return int(asked_msat * horizon_s / window_s * shrink)
+
+
+def expected_inbound_msat(
+    cls: ChannelClass, horizon_s: int, tuning: RebalanceTuning, *, except_scid: str | None = None
+) -> int:
+    """Volume expected to *arrive* through `cls` over `horizon_s`, shrunk like outbound demand;
+    forwards that left through `except_scid` (the pull's other end) are left out.
+
+    Only settled inbound is evidence: a forward that found no inbound room failed at the peer
+    and never reached our node, so a channel that sat full shows little here (conservative)."""
+    forwards, in_msat, _ = cls.inbound_except(except_scid)
+    if forwards <= 0 or in_msat <= 0:
+        return 0
+    shrink = forwards / (forwards + tuning.demand_prior_forwards)
+    return int(in_msat * horizon_s / cls.window_s * shrink)
+
+
+def _served(demand_msat: int, room_msat: int) -> int:
+    return min(demand_msat, max(0, room_msat))
 
 
 def dest_fee_ppm(channel: RebalanceChannel, cls: ChannelClass) -> int:
@@ -121,11 +146,18 @@ def size_pull_amount_msat(
 
 
 def demand_capped_amount_msat(
-    amount_msat: int, dest: RebalanceChannel, dest_cls: ChannelClass, tuning: RebalanceTuning
+    amount_msat: int,
+    dest: RebalanceChannel,
+    dest_cls: ChannelClass,
+    tuning: RebalanceTuning,
+    *,
+    source: RebalanceChannel | None = None,
+    source_cls: ChannelClass | None = None,
 ) -> int:
     """Shrink an amount to the destination's unserved demand (never below the minimum attempt).
 
-    Moving more than the horizon's demand adds cost and no revenue; a smaller chunk also routes
+    Moving more than the horizon's demand (the destination's outbound, or with `source` the
+    source's inbound beyond its remote side) adds cost and no revenue; a smaller chunk also routes
     more easily. The minimum keeps tiny demand from producing dust-sized jobs: the gate then
     judges the minimum attempt against that tiny revenue and refuses it.
     """
@@ -134,6 +166,13 @@ def demand_capped_amount_msat(
         expected_demand_msat(dest_cls, tuning.horizon_s, tuning, at_posted_fee=True)
         - dest.local_msat,
     )
+    if source is not None and source_cls is not None:
+        # inbound the source's peer would send beyond the room it has: moving that much
+        # out of the source is worth something even where the destination's demand is not
+        short_in = expected_inbound_msat(
+            source_cls, tuning.horizon_s, tuning, except_scid=dest.scid
+        ) - (source.capacity_msat - source.local_msat)
+        unserved = max(unserved, short_in)
     step_msat = tuning.amount_step_sat * MSAT_PER_SAT
     wanted = max(tuning.min_amount_sat * MSAT_PER_SAT, math.ceil(unserved / step_msat) * step_msat)
     return min(amount_msat, wanted)
@@ -171,7 +210,19 @@ def evaluate_pull(
     lost = before - after
     s_ppm = source_fee_ppm(source, source_cls)
     opportunity = math.ceil(lost * s_ppm / PPM)
-    gain = revenue - opportunity
+    # Inbound: forwards between the pull's two ends are the destination's demand (or the
+    # source's), valued there once; only inbound that leaves by another channel counts here.
+    s_in_demand = expected_inbound_msat(source_cls, horizon_s, tuning, except_scid=dest.scid)
+    s_remote = source.capacity_msat - source.local_msat
+    freed = _served(s_in_demand, s_remote + amount_msat) - _served(s_in_demand, s_remote)
+    s_in_ppm = source_cls.inbound_fee_ppm(dest.scid)
+    inbound_value = freed * s_in_ppm // PPM
+    d_in_demand = expected_inbound_msat(dest_cls, horizon_s, tuning, except_scid=source.scid)
+    d_remote = dest.capacity_msat - dest.local_msat
+    lost_in = _served(d_in_demand, d_remote) - _served(d_in_demand, d_remote - amount_msat)
+    d_in_ppm = dest_cls.inbound_fee_ppm(source.scid)
+    inbound_cost = math.ceil(lost_in * d_in_ppm / PPM)
+    gain = revenue + inbound_value - opportunity - inbound_cost
 
     if fixed_maxppm is not None:
         maxppm = fixed_maxppm
@@ -189,6 +240,9 @@ def evaluate_pull(
         f"{horizon_s / 86_400:g} d demand {dest_demand // sat} sat beyond {dest.local_msat // sat} "
         f"sat local → {extra // sat} sat × {d_ppm} ppm = {revenue / sat:g} sat; source "
         f"{source.scid} loses {lost // sat} sat × {s_ppm} ppm = {opportunity / sat:g} sat; "
+        f"inbound freed at the source {freed // sat} sat × {s_in_ppm} ppm = "
+        f"{inbound_value / sat:g} sat, lost at the destination {lost_in // sat} sat × "
+        f"{d_in_ppm} ppm = {inbound_cost / sat:g} sat; "
         f"gain {gain / sat:g} sat vs max cost {max_cost / sat:g} sat "
         f"({amount_msat // sat} sat × {maxppm} ppm)"
     )
@@ -197,7 +251,10 @@ def evaluate_pull(
     elif exempt_from_ev:
         passes, verdict = True, "fleet assistance: exempt from EV, budget still applies"
     elif gain <= 0:
-        passes, verdict = False, "no expected gain: no demand beyond the destination's balance"
+        passes = False
+        verdict = (
+            "no expected gain: no demand beyond the destination's balance or the source's room"
+        )
     elif gain <= max_cost:
         passes, verdict = False, "expected gain does not exceed the worst-case fee"
     elif maxppm < tuning.min_maxppm:
@@ -221,6 +278,13 @@ def evaluate_pull(
         source_lost_volume_msat=lost,
         source_fee_ppm=s_ppm,
         opportunity_cost_msat=opportunity,
+        source_inbound_demand_msat=s_in_demand,
+        source_inbound_freed_msat=freed,
+        source_inbound_fee_ppm=s_in_ppm,
+        inbound_value_msat=inbound_value,
+        dest_inbound_lost_msat=lost_in,
+        dest_inbound_fee_ppm=d_in_ppm,
+        dest_inbound_cost_msat=inbound_cost,
         gain_msat=gain,
         maxppm=maxppm,
         max_cost_msat=max_cost,

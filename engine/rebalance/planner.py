@@ -1,12 +1,12 @@
 """One rebalance cycle for one node: a proposal or a reasoned skip for every channel (pure).
 
 Order of judgement, so the stored reason names the first thing that stood in the way:
-role (balanced / source / at target / fleet) → channel usable → breaker (suspended, backoff) →
-a job already holding budget → ping-pong → multi-channel peer (the peer's other channel already
-holds outbound) → sources → amount → EV gate → route price (gossip's cheapest circular route
-within the gain, when gossip was read) → remembered route failures → attempt limit and budget
-(engine.rebalance.allocate: fleet assistance first, then by predicted benefit, shrinking a pull
-to fit).
+operator policy (never / source-only) → role (balanced / source / at target / fleet) →
+channel usable → breaker (suspended, backoff) → a job already holding budget → ping-pong →
+multi-channel peer (the peer's other channel already holds outbound) → sources → amount →
+EV gate → route price (gossip's cheapest circular route within the gain, when gossip was
+read) → remembered route failures → attempt limit and budget (engine.rebalance.allocate:
+fleet assistance first, then by predicted benefit, shrinking a pull to fit).
 
 Returns proposals in execution order, then skips by scid. The flow reserves each proposal's
 `max_cost_msat` with `budget.reserve` (inside its transaction) before starting the job.
@@ -24,6 +24,7 @@ import polars as pl
 from engine.rebalance.allocate import allocate
 from engine.rebalance.breaker import breaker_block, ping_pong_reason, route_floor_ppm
 from engine.rebalance.budget import available_msat
+from engine.rebalance.chunks import chunk_plan, repeat_chunks
 from engine.rebalance.classify import classify_channels
 from engine.rebalance.ev import (
     demand_capped_amount_msat,
@@ -31,6 +32,7 @@ from engine.rebalance.ev import (
     size_pull_amount_msat,
     spare_msat,
 )
+from engine.rebalance.policy import ResolvedMode, resolve_modes
 from engine.rebalance.routes import GossipGraph, RoutePricer
 from engine.rebalance.sources import peer_need, select_sources
 from models.budget import BudgetLedger
@@ -49,6 +51,7 @@ from models.rebalance import (
     Skip,
     SkipReason,
 )
+from models.rebalance_policy import RebalanceMode, RebalancePolicy
 from models.settings import RebalanceConfig
 
 
@@ -66,6 +69,7 @@ class _Cycle:
     busy: set[str]
     tuning: RebalanceTuning
     pricer: RoutePricer | None
+    modes: dict[str, ResolvedMode]
 
 
 def plan_rebalances(
@@ -80,13 +84,16 @@ def plan_rebalances(
     assist_scids: Iterable[str] = (),
     tuning: RebalanceTuning = DEFAULT_REBALANCE_TUNING,
     gossip: GossipGraph | None = None,
+    policies: Iterable[RebalancePolicy] = (),
 ) -> list[RebalanceProposal | Skip]:
     """Proposals and skips for `channels` of `ledger.node_id`.
 
     `flows` is the node's forwards frame (engine.fees.frames.FORWARD_SCHEMA); `attempts` the
     recent finished rebalance attempts (ping-pong window); `assist_scids` fleet channels the
     fleet loop wants refilled, exempt from the EV gate but never from the budget; `gossip` the
-    public graph, to price routes before paying for a job (None: the price is left to sling).
+    public graph, to price routes before paying for a job (None: the price is left to sling);
+    `policies` the operators' rebalance modes, honoured before anything else (fleet assistance
+    included: an operator's `never` wins over the fleet's request, and config check warns).
     """
     assist = set(assist_scids)
     cycle = _Cycle(
@@ -100,6 +107,7 @@ def plan_rebalances(
         busy={r.scid for r in ledger.reservations if r.scid is not None},
         tuning=tuning,
         pricer=None if gossip is None else RoutePricer(gossip, ledger.node_id),
+        modes=resolve_modes(channels, policies),
     )
     skips: list[Skip] = []
     ready: list[RebalanceProposal] = []
@@ -131,6 +139,15 @@ def _plan_destination(
     def skip(reason: SkipReason, detail: str, **extra: object) -> Skip:
         return Skip(scid=dest.scid, reason=reason, detail=detail, inputs={**base, **extra})
 
+    mode = cycle.modes[dest.scid]
+    if not mode.mode.may_receive:
+        reason = (
+            SkipReason.POLICY_NEVER
+            if mode.mode is RebalanceMode.NEVER
+            else SkipReason.POLICY_SOURCE_ONLY
+        )
+        why = "never refilled" + (" (a fleet-assistance request is refused)" if exempt else "")
+        return skip(reason, f"{mode.describe()}: {why}", policy_id=mode.policy_id)
     target = tuning.target_local_share
     if dest.local_share >= target and (exempt or cls.role is FlowRole.SINK):
         return skip(SkipReason.AT_TARGET, f"{dest.local_share:.0%} local ≥ target {target:.0%}")
@@ -162,6 +179,8 @@ def _plan_destination(
         return skip(SkipReason.MULTI_CHANNEL_PEER, crowded[0], siblings=crowded[1])
     if amount_cap_msat is not None:
         need = min(need, amount_cap_msat)
+    chunking = chunk_plan(dest.scid, cycle.attempts, tuning)
+    chunk_need = need if chunking.cap_msat is None else min(need, chunking.cap_msat)
 
     selection = select_sources(
         dest,
@@ -172,15 +191,20 @@ def _plan_destination(
         now=cycle.now,
         # fleet assistance pulls over fleet channels (0 fee at the member): the point of it
         tuning=tuning.model_copy(update={"fleet_as_source": True}) if exempt else tuning,
+        modes=cycle.modes,
     )
     if not selection.eligible:
         return skip(selection.skip_reason(), selection.describe())
 
     evaluations: list[PullEvaluation] = []
     for source in selection.eligible:
-        amount = size_pull_amount_msat(dest, source, cycle.config, tuning, need_override_msat=need)
+        amount = size_pull_amount_msat(
+            dest, source, cycle.config, tuning, need_override_msat=chunk_need
+        )
         if amount and not exempt:
-            amount = demand_capped_amount_msat(amount, dest, cls, tuning)
+            amount = demand_capped_amount_msat(
+                amount, dest, cls, tuning, source=source, source_cls=cycle.classes[source.scid]
+            )
         if amount:
             evaluations.append(_evaluate(dest, source, amount, cycle, exempt))
     if not evaluations:
@@ -218,6 +242,21 @@ def _plan_destination(
             route_floor_ppm=ppm,
             **_eval_inputs(best),
         )
+    if not best.exempt_from_ev and chunking.repeats > 1:
+        by_scid = {c.scid: c for c in selection.eligible}
+        source = by_scid[best.source_scid]
+        best = repeat_chunks(
+            dest,
+            cls,
+            source,
+            cycle.classes[source.scid],
+            best,
+            need_msat=need,
+            repeats=chunking.repeats,
+            config=cycle.config,
+            tuning=tuning,
+        )
+    base = {**base, "chunking": chunking.detail}
     return _proposal(dest, best, selection.eligible, cycle, base)
 
 
@@ -311,13 +350,16 @@ def _proposal(
         target=tuning.target_local_share,
         depleteuptopercent=tuning.deplete_share,
         depleteuptoamount_sat=tuning.deplete_max_sat,
-        expected_revenue_msat=worst.expected_revenue_msat,
-        opportunity_cost_msat=worst.opportunity_cost_msat,
+        # both sides of the move: outbound sold at the destination plus inbound freed at the
+        # source; the source's lost outbound plus the destination's lost inbound
+        expected_revenue_msat=worst.expected_revenue_msat + worst.inbound_value_msat,
+        opportunity_cost_msat=worst.opportunity_cost_msat + worst.dest_inbound_cost_msat,
         predicted_benefit_msat=worst.gain_msat - max_cost,
         max_cost_msat=max_cost,
         horizon_s=tuning.horizon_s,
         exempt_from_ev=best.exempt_from_ev,
         proposed_at=now,
+        chunk_msat=best.chunk_msat,
         inputs={
             **base,
             "detail": worst.detail,

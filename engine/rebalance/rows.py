@@ -50,6 +50,7 @@ def attempt_row(
         "failure_reason": None,
         "sling_before": None,
         "inputs": _json(proposal.inputs),
+        "chunk_msat": proposal.chunk_msat,
     }
 
 
@@ -124,4 +125,6 @@ def attempt_from_row(row: dict[str, Any]) -> AttemptRecord:
         fee_msat=int(row["fee_msat"] or 0),
         failure_reason=row["failure_reason"],
         maxppm=row.get("maxppm"),
+        amount_msat=row.get("amount_msat"),
+        chunk_msat=row.get("chunk_msat"),
     )

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from engine.rebalance.breaker import ping_pong_reason
 from engine.rebalance.ev import need_msat, spare_msat
+from engine.rebalance.policy import ResolvedMode
 from models.rebalance import (
     MSAT_PER_SAT,
     AttemptRecord,
@@ -62,8 +63,10 @@ def select_sources(
     busy_scids: set[str],
     now: datetime,
     tuning: RebalanceTuning,
+    modes: dict[str, ResolvedMode] | None = None,
 ) -> SourceSelection:
-    """Channels with spare liquidity that may be sling `candidates` for a pull into `dest`."""
+    """Channels with spare liquidity that may be sling `candidates` for a pull into `dest`;
+    `modes` the operators' rebalance policies (a `never` or `sink-only` channel feeds nothing)."""
     history = tuple(attempts)
     min_spare_msat = tuning.min_amount_sat * MSAT_PER_SAT
     eligible: list[RebalanceChannel] = []
@@ -73,7 +76,11 @@ def select_sources(
     for source in sorted(channels, key=lambda c: c.scid):
         if source.scid == dest.scid:
             continue
-        if not source.usable:
+        mode = (modes or {}).get(source.scid)
+        if mode is not None and not mode.mode.may_feed:
+            structural["held by rebalance policy"] += 1
+            details.append(f"{source.scid}: {mode.describe()}")
+        elif not source.usable:
             structural["inactive"] += 1
         elif source.is_fleet and not tuning.fleet_as_source:
             structural["fleet (kept for fleet assistance)"] += 1

@@ -171,3 +171,18 @@ def test_failed_or_old_moves_are_not_ping_pong() -> None:
     assert ping_pong_reason("AA", as_destination=True, attempts=history, now=NOW) is None
     assert ping_pong_reason("BB", as_destination=False, attempts=history, now=NOW) is None
     assert ping_pong_reason("CC", as_destination=True, attempts=history, now=NOW) is None
+
+
+def test_an_operator_resume_clears_the_rebuilt_breaker_and_later_failures_count_again() -> None:
+    history = [attempt(i, at=NOW - (10 - i) * HOUR) for i in range(8)]
+    assert breaker_block(breaker_from_attempts(history), "11x1x0", NOW) is not None
+    resumed = breaker_from_attempts(history, resumes={"11x1x0": NOW - HOUR})
+    assert breaker_block(resumed, "11x1x0", NOW) is None
+    assert resumed.get("11x1x0").consecutive_failures == 0
+    # one failure after the resume is one strike, not the ninth
+    later = [*history, attempt(9, at=NOW - HOUR / 2)]
+    again = breaker_from_attempts(later, resumes={"11x1x0": NOW - HOUR})
+    assert again.get("11x1x0").consecutive_failures == 1
+    # a resume before the failures changes nothing
+    early = breaker_from_attempts(history, resumes={"11x1x0": NOW - 20 * HOUR})
+    assert early.get("11x1x0").consecutive_failures == 8

@@ -12,6 +12,7 @@ from engine.rebalance import (
     demand_capped_amount_msat,
     evaluate_pull,
     expected_demand_msat,
+    expected_inbound_msat,
     measure_rebalance_outcome,
     size_pull_amount_msat,
 )
@@ -319,3 +320,125 @@ def test_outcome_waits_for_its_window_and_for_collected_data() -> None:
     assert stale.actual_benefit_msat is None
     nothing = measure(outcome_forwards([50_000]), moved_msat=0)
     assert nothing.status is OutcomeStatus.INSUFFICIENT_DATA
+
+
+# --- both sides of a pull: inbound freed at the source, inbound given up at the destination ---
+
+
+def _full_source(in_sat: int, in_forwards: int, in_fee_ppm: int, local_share: float = 0.95):
+    """A 2 M sat source at `local_share` whose peer sent `in_sat` through it in 14 days; those
+    forwards earned `in_fee_ppm` on the channels they left by."""
+    source = channel("22x1x0", 2_000_000, local_share, fee_ppm=50)
+    source_cls = cls(
+        "22x1x0",
+        role=FlowRole.SOURCE,
+        local_share=local_share,
+        in_msat=in_sat * SAT,
+        in_forwards=in_forwards,
+        in_fee_msat=in_sat * SAT * in_fee_ppm // 1_000_000,
+        # all of it left through a third channel that holds outbound
+        in_by_out={"33x1x0": (in_forwards, in_sat * SAT, in_sat * SAT * in_fee_ppm // 1_000_000)},
+    )
+    return source, source_cls
+
+
+def test_inbound_freed_on_a_full_source_is_valued_at_what_its_inbound_earned() -> None:
+    # The peer sent 1.4 M sat in 14 days (700 k a week after the 30/(30+3) shrink ≈ 636 k) and
+    # the source's remote side holds 100 k: a 100 k pull frees 100 k of inbound it will use.
+    source, source_cls = _full_source(1_400_000, 30, in_fee_ppm=400)
+    ev = evaluate_pull(BUSY, BUSY_CLS, source, source_cls, 100_000 * SAT, CONFIG)
+    assert ev.source_inbound_demand_msat == 1_400_000 * SAT // 2 * 30 // 33
+    assert ev.source_inbound_freed_msat == 100_000 * SAT
+    assert ev.source_inbound_fee_ppm == 400
+    assert ev.inbound_value_msat == 40 * SAT
+    assert ev.gain_msat == ev.expected_revenue_msat + 40 * SAT == 70 * SAT
+    assert "inbound freed at the source 100000 sat × 400 ppm" in ev.detail
+
+
+def test_inbound_room_alone_can_pay_for_a_pull_the_outbound_side_would_refuse() -> None:
+    # The destination has no demand beyond its balance; only the source's inbound pays.
+    quiet = channel("11x1x0", 2_000_000, 0.2, fee_ppm=300)
+    source, source_cls = _full_source(1_400_000, 30, in_fee_ppm=400)
+    amount = 50_000 * SAT
+    without = evaluate_pull(quiet, cls("11x1x0"), IDLE_SOURCE, IDLE_SOURCE_CLS, amount, CONFIG)
+    with_room = evaluate_pull(quiet, cls("11x1x0"), source, source_cls, 50_000 * SAT, CONFIG)
+    assert not without.passes and without.gain_msat == 0
+    assert with_room.passes, with_room.detail
+    assert with_room.expected_revenue_msat == 0 and with_room.inbound_value_msat == 20 * SAT
+
+
+def test_a_source_with_enough_remote_room_frees_nothing() -> None:
+    # Half empty: 1 M sat of remote room covers the week's 636 k of inbound already.
+    source, source_cls = _full_source(1_400_000, 30, in_fee_ppm=400, local_share=0.5)
+    ev = evaluate_pull(BUSY, BUSY_CLS, source, source_cls, 100_000 * SAT, CONFIG)
+    assert ev.source_inbound_freed_msat == 0 and ev.inbound_value_msat == 0
+    assert ev.gain_msat == ev.expected_revenue_msat
+
+
+def test_inbound_the_destination_gives_up_counts_against_the_pull() -> None:
+    # The destination's peer sends 1.4 M sat a fortnight through it at 200 ppm earned, and its
+    # remote side is only 150 k sat: a 100 k pull leaves 50 k of room for ~636 k of demand.
+    dest = channel("11x1x0", 250_000, 0.4, fee_ppm=300)
+    leg = (30, 1_400_000 * SAT, 280 * SAT)
+    dest_cls = BUSY_CLS.model_copy(
+        update={
+            "in_msat": leg[1],
+            "in_forwards": 30,
+            "in_fee_msat": leg[2],
+            "in_by_out": {"33x1x0": leg},
+        }
+    )
+    ev = evaluate_pull(dest, dest_cls, IDLE_SOURCE, IDLE_SOURCE_CLS, 100_000 * SAT, CONFIG)
+    assert ev.dest_inbound_lost_msat == 100_000 * SAT
+    assert ev.dest_inbound_fee_ppm == 200
+    assert ev.dest_inbound_cost_msat == 20 * SAT
+    assert ev.gain_msat == ev.expected_revenue_msat - 20 * SAT
+
+
+def test_thin_inbound_evidence_is_shrunk_and_no_inbound_is_worth_nothing() -> None:
+    tuning = DEFAULT_REBALANCE_TUNING
+    one = _full_source(100_000, 1, 400)[1]
+    assert expected_inbound_msat(one, 7 * DAY_S, tuning) == 50_000 * SAT // 4
+    assert expected_inbound_msat(IDLE_SOURCE_CLS, 7 * DAY_S, tuning) == 0
+
+
+def test_classify_counts_inbound_forwards_and_their_fees() -> None:
+    rows = [forward("aa", 100_000, d, into="bb") for d in (1, 2, 3)]
+    channels = [channel("aa", 2_000_000, 0.5), channel("bb", 2_000_000, 0.5)]
+    roles = classify_channels(channels, pl.DataFrame(rows), NOW)
+    assert roles["bb"].in_forwards == 3
+    assert roles["bb"].in_fee_msat == 3 * 30 * SAT
+    assert roles["bb"].inbound_fee_ppm() == 90 * SAT * 1_000_000 // (3 * 100_030 * SAT)
+    assert roles["aa"].in_forwards == 0 and roles["aa"].inbound_fee_ppm() == 0
+
+
+def test_the_amount_may_cover_the_sources_inbound_shortfall() -> None:
+    quiet = channel("11x1x0", 2_000_000, 0.2, fee_ppm=300)
+    source, source_cls = _full_source(1_400_000, 30, in_fee_ppm=400)
+    tuning = DEFAULT_REBALANCE_TUNING
+    alone = demand_capped_amount_msat(100_000 * SAT, quiet, cls("11x1x0"), tuning)
+    both = demand_capped_amount_msat(
+        100_000 * SAT, quiet, cls("11x1x0"), tuning, source=source, source_cls=source_cls
+    )
+    assert alone == tuning.min_amount_sat * SAT
+    assert both == 100_000 * SAT
+
+
+def test_inbound_that_leaves_through_the_destination_is_not_valued_twice() -> None:
+    # Every forward into the source left through the destination: the pull's revenue there
+    # already prices them, so the source's freed inbound adds nothing.
+    source, source_cls = _full_source(1_400_000, 30, in_fee_ppm=400)
+    into_dest = source_cls.model_copy(
+        update={"in_by_out": {BUSY.scid: source_cls.in_by_out["33x1x0"]}}
+    )
+    ev = evaluate_pull(BUSY, BUSY_CLS, source, into_dest, 100_000 * SAT, CONFIG)
+    assert ev.source_inbound_freed_msat == 0 and ev.inbound_value_msat == 0
+    assert ev.gain_msat == ev.expected_revenue_msat
+
+
+def test_inbound_leaving_through_an_empty_channel_is_worth_nothing() -> None:
+    rows = [forward("aa", 100_000, d, into="bb") for d in (1, 2, 3)]
+    empty_exit = [channel("aa", 2_000_000, 0.1), channel("bb", 2_000_000, 0.95)]
+    roles = classify_channels(empty_exit, pl.DataFrame(rows), NOW)
+    assert roles["bb"].in_forwards == 3  # still the channel's flow
+    assert roles["bb"].in_by_out == {} and roles["bb"].inbound_fee_ppm() == 0

@@ -17,8 +17,11 @@ from engine.rebalance import (
     plan_rebalances,
     record_attempt,
 )
+from engine.rebalance.chunks import chunk_plan
+from engine.rebalance.policy import contradictions
 from models.budget import BudgetLedger, Reservation
 from models.rebalance import (
+    DEFAULT_REBALANCE_TUNING,
     AttemptRecord,
     BreakerState,
     FlowRole,
@@ -27,6 +30,7 @@ from models.rebalance import (
     Skip,
     SkipReason,
 )
+from models.rebalance_policy import RebalanceMode, RebalancePolicy
 from models.settings import BudgetConfig, RebalanceConfig
 
 NOW = datetime(2026, 2, 10, tzinfo=UTC)
@@ -194,7 +198,10 @@ def test_a_busy_sink_gets_a_pull_proposal() -> None:
     assert proposal.dest_scid == "900001x1x0" and proposal.direction == "pull"
     assert proposal.amount_msat == 100_000 * SAT  # the configured chunk binds
     assert proposal.amount_sat * SAT == proposal.amount_msat
-    assert len(proposal.candidates) == 3
+    # the sources' inbound differs (each frees a different share of its peer's demand), so only
+    # those worth the best one's price join it
+    assert 1 <= len(proposal.candidates) <= 3
+    assert all(c["maxppm"] >= proposal.maxppm for c in proposal.inputs["candidates"])
     assert set(proposal.candidates) <= {c.scid for c in channels[1:]}
     assert proposal.outppm == 100 and proposal.target == 0.5
     assert 10 <= proposal.maxppm <= CONFIG.max_fee_ppm
@@ -448,3 +455,196 @@ def test_after_a_fee_rise_only_demand_seen_since_the_rise_justifies_a_refill() -
     lowered = raised.model_copy(update={"fee_ppm": 200, "fee_before_change_ppm": 312})
     [cheaper] = proposals(plan([lowered, *channels[1:]], before))  # a cut keeps the old demand
     assert cheaper.dest_scid == lowered.scid
+
+
+# --- operator policies ------------------------------------------------------------------------
+
+
+def test_a_never_or_source_only_destination_is_skipped_naming_the_policy() -> None:
+    channels, rows = busy_sink_node()
+    sink = channels[0].scid
+    for mode, reason in (
+        (RebalanceMode.NEVER, SkipReason.POLICY_NEVER),
+        (RebalanceMode.SOURCE_ONLY, SkipReason.POLICY_SOURCE_ONLY),
+    ):
+        result = plan(channels, rows, policies=[RebalancePolicy(mode=mode, scid=sink)])
+        assert not proposals(result)
+        skip = skips(result)[sink]
+        assert skip.reason is reason
+        assert f"rebalance policy {mode.value} (scid:{sink})" in skip.detail
+    sink_only = plan(channels, rows, policies=[RebalancePolicy(mode="sink-only", scid=sink)])
+    assert [p.dest_scid for p in proposals(sink_only)] == [sink]
+
+
+def test_a_peer_policy_applies_and_a_channel_policy_beats_it() -> None:
+    channels, rows = busy_sink_node()
+    sink = channels[0]
+    peer_never = RebalancePolicy(mode="never", peer_id=sink.peer_id)
+    assert skips(plan(channels, rows, policies=[peer_never]))[sink.scid].reason is (
+        SkipReason.POLICY_NEVER
+    )
+    channel_auto = RebalancePolicy(mode="auto", scid=sink.scid)
+    assert proposals(plan(channels, rows, policies=[peer_never, channel_auto]))
+
+
+def test_never_and_sink_only_sources_feed_nothing() -> None:
+    channels, rows = busy_sink_node()
+    held = [RebalancePolicy(mode="never", scid=c.scid) for c in channels[1:3]]
+    held += [RebalancePolicy(mode="sink-only", scid=c.scid) for c in channels[3:]]
+    skip = skips(plan(channels, rows, policies=held))[channels[0].scid]
+    assert skip.reason is SkipReason.NO_SOURCE
+    assert "held by rebalance policy" in skip.detail
+    assert f"{channels[1].scid}: rebalance policy never (scid:{channels[1].scid})" in skip.detail
+    one_left = plan(channels, rows, policies=held[:-1])
+    [proposal] = proposals(one_left)
+    assert proposal.candidates == (channels[4].scid,)
+
+
+def test_an_operator_never_wins_over_fleet_assistance() -> None:
+    channels, _ = busy_sink_node()
+    member = chan(8, 3_000_000, 0.02, fee_ppm=0, is_fleet=True)
+    never = [RebalancePolicy(mode="never", scid=member.scid)]
+    result = plan([member, *channels[1:]], [], assist_scids=[member.scid], policies=never)
+    skip = skips(result)[member.scid]
+    assert skip.reason is SkipReason.POLICY_NEVER and "fleet-assistance" in skip.detail
+
+
+def test_config_check_finds_a_policy_that_contradicts_an_assistance_pull() -> None:
+    peers = {"1x1x0": "03aa", "2x1x0": "03bb"}
+    found = contradictions(
+        [
+            RebalancePolicy(mode="never", scid="1x1x0"),
+            RebalancePolicy(mode="sink-only", peer_id="03bb"),
+        ],
+        peers,
+        [("1x1x0", "2x1x0")],
+    )
+    assert len(found) == 2
+    assert "rebalance policy never (scid:1x1x0) forbids refilling 1x1x0" in found[0]
+    assert "rebalance policy sink-only (peer:03bb) forbids draining 2x1x0" in found[1]
+    fine = [RebalancePolicy(mode="sink-only", scid="1x1x0")]
+    assert contradictions(fine, peers, [("1x1x0", None)]) == []
+
+
+# --- chunks that adapt ------------------------------------------------------------------------
+
+
+def _into_sink(ok: bool, *, hours_ago: float, chunk_sat: int = 100_000, reason: str = "") -> object:
+    return AttemptRecord(
+        attempt_id=f"a{hours_ago:g}",
+        dest_scid="900001x1x0",
+        finished_at=NOW - timedelta(hours=hours_ago),
+        succeeded=ok,
+        moved_msat=chunk_sat * SAT if ok else 0,
+        failure_reason=None if ok else reason,
+        amount_msat=chunk_sat * SAT,
+    )
+
+
+def test_a_liquidity_failure_halves_the_next_chunk_down_to_the_floor() -> None:
+    tuning = DEFAULT_REBALANCE_TUNING
+    tcf = "sling reports WIRE_TEMPORARY_CHANNEL_FAILURE; 3 failed route attempt(s)"
+    one = chunk_plan("900001x1x0", [_into_sink(False, hours_ago=1, reason=tcf)], tuning)
+    assert one.cap_msat == 50_000 * SAT and one.repeats == 1
+    assert "failed for liquidity" in one.detail
+    small = _into_sink(False, hours_ago=1, chunk_sat=12_000, reason=tcf)
+    assert chunk_plan("900001x1x0", [small], tuning).cap_msat == tuning.min_amount_sat * SAT
+    # a route-price failure says nothing about liquidity: no halving
+    pricey = _into_sink(False, hours_ago=1, reason="NoCheapRoute; 1 failed route attempt(s)")
+    assert chunk_plan("900001x1x0", [pricey], tuning).cap_msat is None
+    # a success since the failure lifts the cap and lets the pull repeat
+    healed = [_into_sink(False, hours_ago=30, reason=tcf), _into_sink(True, hours_ago=2)]
+    plan_after = chunk_plan("900001x1x0", healed, tuning)
+    assert plan_after.cap_msat is None and plan_after.repeats == tuning.max_repeat_chunks
+
+
+def test_the_planner_sizes_the_next_chunk_from_a_liquidity_failure() -> None:
+    channels, rows = busy_sink_node()
+    tcf = "sling reports WIRE_TEMPORARY_CHANNEL_FAILURE; 3 failed route attempt(s)"
+    failed = _into_sink(False, hours_ago=13, reason=tcf)
+    [proposal] = proposals(plan(channels, rows, attempts=[failed]))
+    assert proposal.amount_msat == 50_000 * SAT and proposal.chunks == 1
+    assert "failed for liquidity" in proposal.inputs["chunking"]
+
+
+def test_after_a_chunk_that_moved_the_pull_repeats_while_each_chunk_pays() -> None:
+    channels, rows = busy_sink_node()
+    worked = _into_sink(True, hours_ago=13)
+    [single] = proposals(plan(channels, rows))
+    [repeated] = proposals(plan(channels, rows, attempts=[worked]))
+    assert single.chunks == 1
+    assert repeated.chunk_msat == single.amount_msat and repeated.chunks > 1
+    assert repeated.amount_msat == repeated.chunks * repeated.chunk_msat
+    assert repeated.maxppm == single.maxppm  # every chunk at the first one's price
+    assert repeated.max_cost_msat == repeated.amount_msat * repeated.maxppm // 1_000_000
+    assert repeated.predicted_benefit_msat >= single.predicted_benefit_msat
+    # sling-once gets chunk and total: onceamount must be a multiple of amount
+    assert repeated.amount_sat % repeated.chunk_sat == 0
+
+
+def test_repeated_chunks_stop_where_the_added_chunk_no_longer_pays() -> None:
+    # demand for ~180 k sat beyond the balance: a third 100 k chunk would earn nothing
+    sink = chan(1, 4_000_000, 0.02, fee_ppm=312)
+    sources = [chan(n, 4_000_000, 0.9) for n in (2, 3, 4, 5)]
+    rows = forwards_out(sink, sources, [k * 0.7 for k in range(1, 20)], random.Random(3))
+    worked = _into_sink(True, hours_ago=13)
+    [proposal] = proposals(plan([sink, *sources], rows, attempts=[worked]))
+    gained = proposal.inputs["evaluation"]["dest_extra_volume_msat"]
+    assert proposal.amount_msat - proposal.chunk_msat < gained  # the last chunk still sells
+
+
+def test_repeated_chunks_fit_the_budget_as_one_reservation() -> None:
+    channels, rows = busy_sink_node()
+    worked = _into_sink(True, hours_ago=13)
+    [free] = proposals(plan(channels, rows, attempts=[worked]))
+    tight = ledger(budget_sat=free.max_cost_msat // SAT - 1)
+    [fitted] = proposals(plan(channels, rows, book=tight, attempts=[worked]))
+    assert fitted.max_cost_msat <= tight.budget_msat < free.max_cost_msat
+    assert fitted.amount_msat < free.amount_msat
+
+
+def test_two_runs_at_once_never_reserve_more_than_the_day_holds_with_repeated_chunks() -> None:
+    """The second run plans after the first one's reservations (the writer lock orders them):
+    repeated chunks reserve their whole worst case, so the two together stay in budget."""
+    channels, rows = busy_sink_node()
+    other = chan(7, 2_000_000, 0.05, fee_ppm=312)
+    rows += forwards_out(other, channels[1:], [k * 0.23 for k in range(1, 61)], random.Random(4))
+    everything = [*channels, other]
+    worked = [
+        _into_sink(True, hours_ago=13),
+        _into_sink(True, hours_ago=13).model_copy(
+            update={"attempt_id": "b13", "dest_scid": other.scid}
+        ),
+    ]
+    first_alone = proposals(plan(everything, rows, attempts=worked))
+    assert len(first_alone) == 2 and all(p.chunks > 1 for p in first_alone)
+    budget_sat = (first_alone[0].max_cost_msat + first_alone[1].max_cost_msat) // SAT * 2 // 3
+    book = ledger(budget_sat=budget_sat)
+    first = proposals(
+        plan(
+            everything,
+            rows,
+            book=book,
+            attempts=worked,
+            config=RebalanceConfig(max_attempts_per_run=1),
+        )
+    )
+    held = [
+        Reservation(
+            attempt_id=p.attempt_id,
+            node_id=NODE,
+            max_fee_msat=p.max_cost_msat,
+            reserved_at=NOW,
+            scid=p.dest_scid,
+        )
+        for p in first
+    ]
+    second = proposals(
+        plan(
+            everything, rows, book=ledger(budget_sat=budget_sat, reservations=held), attempts=worked
+        )
+    )
+    assert first and second  # the second run still found money, for a smaller pull
+    assert not {p.dest_scid for p in first} & {p.dest_scid for p in second}
+    total = sum(p.max_cost_msat for p in [*first, *second])
+    assert total <= budget_sat * SAT

@@ -39,7 +39,8 @@ WHERE node_id = $node_id AND fee_msat IS NOT NULL AND finished_at >= $since;
 
 -- name: finished_attempts
 SELECT attempt_id, dest_scid, finished_at, state = 'succeeded' AS succeeded, source_scid,
-       moved_msat, coalesce(fee_msat, 0) AS fee_msat, failure_reason, maxppm
+       moved_msat, coalesce(fee_msat, 0) AS fee_msat, failure_reason, maxppm, amount_msat,
+       chunk_msat
 FROM rebalance_attempts
 WHERE node_id = $node_id AND state IN ('succeeded', 'failed') AND finished_at >= $since;
 
@@ -111,3 +112,26 @@ WHERE node_id = $node_id AND out_channel = $scid AND status = 'settled'
 
 -- name: insert_outcomes
 INSERT OR IGNORE INTO rebalance_outcomes BY NAME SELECT * FROM staged;
+
+-- name: list_policies
+SELECT policy_id, mode, peer_id, scid, created_at, note
+FROM rebalance_policies
+ORDER BY policy_id;
+
+-- name: upsert_policy
+INSERT OR REPLACE INTO rebalance_policies BY NAME SELECT * FROM staged;
+
+-- name: delete_policy
+DELETE FROM rebalance_policies WHERE policy_id = $policy_id;
+
+-- name: insert_resume
+INSERT OR IGNORE INTO rebalance_resumes BY NAME SELECT * FROM staged;
+
+-- name: latest_resumes
+SELECT scid, max(resumed_at) AS resumed_at
+FROM rebalance_resumes
+GROUP BY scid;
+
+-- name: channel_peers
+-- scid -> peer of every channel ever snapshotted (config check resolves peer policies with it).
+SELECT scid, any_value(peer_id) AS peer_id FROM channel_latest GROUP BY scid;

@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from models.settings import ConfigError
-    from warehouse.db import WarehouseLocked
+    from warehouse.db import WarehouseError
 
     try:
         return int(args.handler(args) or 0)
-    except (ConfigError, WarehouseLocked, FileNotFoundError) as exc:
+    except (ConfigError, WarehouseError, FileNotFoundError) as exc:
         print(f"hiveops: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

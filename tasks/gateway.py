@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pyln.client import LightningRpc, RpcError
 
 from engine.backoff import backoff_delays_s
+from models.cln import METHOD_SINCE
 from models.settings import NodeConfig, RpcConfig
 
 log = logging.getLogger("hiveops.gateway")
@@ -160,7 +161,7 @@ class NodeGateway:
             if code in RETRYABLE_CODES:
                 raise _Transient(NodeError(name, method, message, code)) from exc
             if code == UNKNOWN_COMMAND:
-                message += " (is the plugin that provides it installed and running?)"
+                message += f" ({missing_method_hint(method)})"
             raise NodeError(name, method, message, code) from exc
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise _Transient(
@@ -189,6 +190,13 @@ class NodeGateway:
                     name, method, f"response does not match the expected shape: {_first_line(exc)}"
                 )
             ) from exc
+
+
+def missing_method_hint(method: str) -> str:
+    since = METHOD_SINCE.get(method)
+    if since:
+        return f"{method} needs CLN {since} or later; upgrade lightningd"
+    return "is the plugin that provides it installed and running?"
 
 
 def _message(err: NodeError) -> str:

@@ -35,8 +35,50 @@ _migrated: set[Path] = set()
 _migrate_lock = threading.Lock()
 
 
-class WarehouseLocked(RuntimeError):
+class WarehouseError(RuntimeError):
+    """A warehouse problem an operator has to act on; the message names the file and the fix."""
+
+
+class WarehouseLocked(WarehouseError):
     """The warehouse stayed locked by another writer for longer than the configured bound."""
+
+
+class WarehouseCorrupt(WarehouseError):
+    """The file is not a readable DuckDB database (truncated, overwritten, bad blocks)."""
+
+
+class WarehouseWriteFailed(WarehouseError):
+    """The operating system refused a write (disk full, file size limit, I/O error)."""
+
+
+_CORRUPT_MARKS = (
+    "not a valid duckdb database file",
+    "could not read enough bytes",
+    "corrupt database file",
+    "checksum",
+)
+_WRITE_MARKS = ("could not write", "no space left", "file too large", "failed to commit")
+
+
+def classify(exc: BaseException, db_path: Path) -> WarehouseError | None:
+    """The operator-facing error for a DuckDB failure that is about the file, not the SQL."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lower = text.lower()
+    if any(mark in lower for mark in _CORRUPT_MARKS):
+        return WarehouseCorrupt(
+            f"warehouse {db_path} cannot be read: {text}. The file is corrupt or truncated (a "
+            f"failed disk, a partial copy); hiveops has not changed it. Restore it from a backup, "
+            f"or move it aside to start a new warehouse"
+        )
+    if any(mark in lower for mark in _WRITE_MARKS):
+        return WarehouseWriteFailed(
+            f"warehouse {db_path}: a write failed: {text}. Is the disk full or the file size "
+            f"limited? The failed write was rolled back, nothing stored before it is lost; free "
+            f"space on {db_path.parent} and run the loop again"
+        )
+    return None
 
 
 def _lock_path(db_path: Path) -> Path:
@@ -109,6 +151,8 @@ def _release(db_path: Path) -> None:
             held.timer.cancel()
         try:
             held.con.close()
+        except duckdb.Error as exc:
+            log.warning("warehouse %s: closing after a failed write: %s", db_path, exc)
         finally:
             os.close(held.fd)  # closing the descriptor releases the flock
 
@@ -123,15 +167,25 @@ atexit.register(release_all)
 
 
 def _connect(db_path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
+    return connect_with(db_path, read_only=read_only, deadline=deadline, config=None)
+
+
+def connect_with(
+    db_path: Path, *, read_only: bool, deadline: float, config: dict[str, Any] | None
+) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting (until `deadline`) for a foreign holder of DuckDB's lock."""
     delay_s = 0.05
     while True:
         try:
-            con = duckdb.connect(str(db_path), read_only=read_only)
-            con.execute("SET TimeZone = 'UTC'")
+            if config is None:
+                con = duckdb.connect(str(db_path), read_only=read_only)
+                con.execute("SET TimeZone = 'UTC'")
+            else:  # settings given at connect (they may lock the configuration)
+                con = duckdb.connect(str(db_path), read_only=read_only, config=config)
             return con
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
+        except duckdb.Error as exc:
+            if not isinstance(exc, duckdb.IOException) or "lock" not in str(exc).lower():
+                raise classify(exc, db_path) or exc from exc
             if time.monotonic() >= deadline:
                 pid = _PID_RE.search(str(exc))
                 holder = f"process {pid.group(1)}" if pid else "another process"
@@ -184,15 +238,25 @@ def writer(
         elif held.timer is not None:
             held.timer.cancel()
         cursor = held.con.cursor()
+        failed: WarehouseError | None = None
         try:
             yield cursor
+        except duckdb.Error as exc:
+            failed = classify(exc, db_path)
+            if failed is None:
+                raise
+            raise failed from exc
         finally:
             cursor.close()
-            held.timer = threading.Timer(IDLE_RELEASE_S, _release, args=(db_path,))
-            # Not a daemon: at exit Python waits for it, so DuckDB closes cleanly rather than
-            # being torn down mid-close.
-            held.timer.daemon = False
-            held.timer.start()
+            if failed is not None:
+                # Never hand a connection that failed on its file to the next write.
+                _release(db_path)
+            else:
+                held.timer = threading.Timer(IDLE_RELEASE_S, _release, args=(db_path,))
+                # Not a daemon: at exit Python waits for it, so DuckDB closes cleanly rather
+                # than being torn down mid-close.
+                held.timer.daemon = False
+                held.timer.start()
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from models.settings import NodeConfig, Settings, load_settings
 from tasks.fees import known_node_ids
 from tasks.ledger import heartbeat_finish, raise_alert
+from warehouse import db
 
 
 def current_run_id() -> str:
@@ -93,8 +94,15 @@ class LoopRun:
         return self.summary
 
 
-def start_loop(loop: str, config_path: str | None, now: datetime | float | None) -> LoopRun:
+def loop_settings(config_path: str | None) -> Settings:
+    """The config, with its warehouse.lock_timeout_s bounding every warehouse wait of the run."""
     settings = load_settings(config_path)
+    db.set_lock_timeout(settings.warehouse.lock_timeout_s)
+    return settings
+
+
+def start_loop(loop: str, config_path: str | None, now: datetime | float | None) -> LoopRun:
+    settings = loop_settings(config_path)
     return LoopRun(
         loop=loop,
         settings=settings,

@@ -56,6 +56,13 @@ def rebalance(
                     info.update(proposals=len(proposals), skips=len(skips))
                     if proposals:
                         info["started"] = start_jobs(wh, node, settings.rpc, proposals, at)
+                        unknown = [
+                            f"{scid}: {r}"
+                            for scid, r in info["started"].items()
+                            if r.startswith("unknown")
+                        ]
+                        if unknown:
+                            error = f"node {node.name}: sling-once " + "; ".join(unknown)
             info["ledger"] = refresh_ledger(wh, node_id, settings, at)
         decisions = info["proposals"] + info["skips"]
         run.finish_node(node, error, decisions=decisions, rows_written=decisions, detail=info)

@@ -13,9 +13,8 @@ from typing import Any
 from prefect import flow
 
 from engine.watchdog import find_stale_loops, plan_alerts, summary_message
-from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.common import LoopFailed, current_run_id, loop_settings, resolve_now
 from models.orchestration import orchestration_of
-from models.settings import load_settings
 from tasks.ledger import FLEET_WIDE, heartbeat_finish, heartbeat_start
 from tasks.watchdog import raise_stale_alerts, read_loop_freshness, resolve_stale_alerts
 
@@ -24,7 +23,7 @@ LOOP = "watchdog"
 
 @flow(name="watchdog")
 def watchdog(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
+    settings = loop_settings(config_path)
     at = resolve_now(now)
     run_id = current_run_id()
     wh = settings.warehouse_path

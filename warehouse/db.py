@@ -10,6 +10,7 @@ and logged, and the final error names the file, the holder and the fix.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import logging
 import os
@@ -69,8 +70,9 @@ def classify(exc: BaseException, db_path: Path) -> WarehouseError | None:
     if any(mark in lower for mark in _CORRUPT_MARKS):
         return WarehouseCorrupt(
             f"warehouse {db_path} cannot be read: {text}. The file is corrupt or truncated (a "
-            f"failed disk, a partial copy); hiveops has not changed it. Restore it from a backup, "
-            f"or move it aside to start a new warehouse"
+            f"failed disk, a partial copy); hiveops has not changed it. Restore it from a backup "
+            f"(and remove {db_path.name}.wal beside it, this run's log), or move both aside to "
+            f"start a new warehouse"
         )
     if any(mark in lower for mark in _WRITE_MARKS):
         return WarehouseWriteFailed(
@@ -138,6 +140,17 @@ class _Held:
 
 
 IDLE_RELEASE_S = 0.5
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+_lock_timeout_s = DEFAULT_LOCK_TIMEOUT_S
+
+
+def set_lock_timeout(seconds: float) -> None:
+    """The bound for every wait on the warehouse that names none (warehouse.lock_timeout_s):
+    a loop's heartbeats and alerts wait no longer than its own writes."""
+    global _lock_timeout_s
+    _lock_timeout_s = float(seconds)
+
+
 _held: dict[Path, _Held] = {}
 _held_lock = threading.RLock()
 
@@ -177,11 +190,8 @@ def connect_with(
     delay_s = 0.05
     while True:
         try:
-            if config is None:
-                con = duckdb.connect(str(db_path), read_only=read_only)
-                con.execute("SET TimeZone = 'UTC'")
-            else:  # settings given at connect (they may lock the configuration)
-                con = duckdb.connect(str(db_path), read_only=read_only, config=config)
+            con = duckdb.connect(str(db_path), read_only=read_only, config=config or {})
+            con.execute("SET TimeZone = 'UTC'")
             return con
         except duckdb.Error as exc:
             if not isinstance(exc, duckdb.IOException) or "lock" not in str(exc).lower():
@@ -197,9 +207,10 @@ def connect_with(
             delay_s = min(delay_s * 1.5, 1.0)
 
 
-def ensure_migrated(db_path: Path, timeout_s: float = 60.0) -> None:
+def ensure_migrated(db_path: Path, timeout_s: float | None = None) -> None:
     """Apply pending migrations once per process per file."""
     db_path = db_path.resolve()
+    timeout_s = _lock_timeout_s if timeout_s is None else timeout_s
     with _migrate_lock:
         if db_path in _migrated:
             return
@@ -212,7 +223,7 @@ def ensure_migrated(db_path: Path, timeout_s: float = 60.0) -> None:
 def writer(
     db_path: Path,
     *,
-    timeout_s: float = 60.0,
+    timeout_s: float | None = None,
     who: str = "hiveops",
     _skip_migrate: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -222,6 +233,7 @@ def writer(
     on the lock file.
     """
     db_path = Path(db_path).resolve()
+    timeout_s = _lock_timeout_s if timeout_s is None else timeout_s
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if not _skip_migrate:
         ensure_migrated(db_path, timeout_s)
@@ -249,7 +261,11 @@ def writer(
         finally:
             cursor.close()
             if failed is not None:
-                # Never hand a connection that failed on its file to the next write.
+                # Never hand a connection that failed on its file to the next write, and
+                # never checkpoint into a file that cannot be read.
+                if isinstance(failed, WarehouseCorrupt):
+                    with contextlib.suppress(duckdb.Error):
+                        held.con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 _release(db_path)
             else:
                 held.timer = threading.Timer(IDLE_RELEASE_S, _release, args=(db_path,))
@@ -260,7 +276,7 @@ def writer(
 
 
 @contextmanager
-def reader(db_path: Path, *, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def reader(db_path: Path, *, timeout_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; waits (bounded) while a writer holds the file."""
     db_path = Path(db_path).resolve()
     if not db_path.exists():
@@ -270,6 +286,7 @@ def reader(db_path: Path, *, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBP
     # DuckDB refuses a read-only open of a file this process holds read-write: hand it back
     # first (between writes, so no write is cut short).
     _release(db_path)
+    timeout_s = _lock_timeout_s if timeout_s is None else timeout_s
     con = _connect(db_path, read_only=True, deadline=time.monotonic() + timeout_s)
     try:
         yield con

@@ -24,8 +24,6 @@ HARDENED = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
-    "TimeZone": "UTC",
-    "lock_configuration": True,  # last: nothing above can be SET back
 }
 ALLOWED = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
@@ -66,6 +64,7 @@ def connect(db_path: Path, *, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDB
         db_path, read_only=True, deadline=time.monotonic() + timeout_s, config=dict(HARDENED)
     )
     try:
+        con.execute("SET lock_configuration = true")  # after TimeZone: nothing can be SET back
         yield con
     finally:
         con.close()

@@ -25,6 +25,7 @@ from tests.faults.nodeproxy import (
     AnswerLost,
     ErrorAnswer,
     FaultProxy,
+    Hang,
     KillClient,
 )
 from warehouse import db
@@ -123,7 +124,8 @@ def test_setchannel_fault(node: Node, fault: Any, status: str, says: str) -> Non
     node.proxy.clear()
     message = str(failed.value)
     no_traceback(message)
-    assert f"node {NODE}: setchannel failed for {fleet_scid}" in message, message
+    assert message.startswith(f"node {NODE}: setchannel failed for "), message
+    assert f"{fleet_scid}: {status}" in message, message
     assert says in message
     tried = node.setchannel_scids(0)
     assert fleet_scid in tried
@@ -166,3 +168,119 @@ def test_run_killed_after_setchannel_before_record(node: Node) -> None:
     assert [c[1] for c in rows if c[0] == killed_scid and c[2:4] == changed] == ["applied"]
     assert killed_scid not in node.setchannel_scids(mark), "the applied change was made again"
     assert_each_change_once(node)
+
+
+# -- rebalancing: a sling-once whose outcome the run never hears ---------------------------------
+
+
+@pytest.fixture
+def assisted(tmp_path: Path, prefect_harness: None) -> Iterator[tuple[Any, FaultProxy, Path]]:
+    """The audit fleet after collect and fleet: nexus-03 (critical) is due a fleet-assistance
+    pull, and its socket is the faulty proxy."""
+    from flows.fleet import fleet as fleet_flow
+    from lnsim.simfleet import SimFleet
+
+    with SimFleet("audit", workdir=tmp_path / "sim") as fleet:
+        fleet.advance(24 * HOUR_S)
+        (tmp_path / "proxy").mkdir()
+        real = fleet.socket_paths["nexus-03"]
+        with FaultProxy(real, tmp_path / "proxy" / "rpc") as proxy:
+            path = fleet.write_config(tmp_path / "hiveops.toml", tmp_path / "w.duckdb")
+            path.write_text(path.read_text().replace(str(real), str(proxy.path)) + "\n" + RPC)
+            collect(config_path=str(path), now=fleet.now)
+            fleet_flow(config_path=str(path), now=fleet.now)
+            yield fleet, proxy, path
+
+
+def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
+    db.release_all()
+    with db.reader(path.parent / "w.duckdb") as con:
+        return con.execute(query).fetchall()
+
+
+def once_jobs(fleet: Any) -> list[str]:
+    jobs = LightningRpc(str(fleet.socket_paths["nexus-03"])).call("sling-jobsettings", {})
+    return [scid for scid, job in jobs.items() if "onceamount_msat" in job]
+
+
+@pytest.mark.parametrize(
+    ("action", "started_on_node"),
+    [(Hang(), False), (AnswerLost(), True)],
+    ids=["sling_once_hangs_then_fails", "sling_once_started_answer_lost"],
+)
+def test_rebalance_start_outcome_unknown(
+    assisted: tuple[Any, FaultProxy, Path], action: Action, started_on_node: bool
+) -> None:
+    from flows.rebalance import rebalance
+
+    fleet, proxy, path = assisted
+    proxy.set(lambda call: action if call.method == "sling-once" else None)
+    with pytest.raises(LoopFailed) as failed:
+        rebalance(config_path=str(path), now=fleet.now)
+    proxy.clear()
+    message = str(failed.value)
+    no_traceback(message)
+    assert "node nexus-03: sling-once" in message, message
+    assert "the reservation stays open until the next run reconciles it" in message
+    assert proxy.calls["sling-once"] == 1, "a sling-once whose answer was lost was sent again"
+    held = rows(path, "SELECT attempt_id, scid FROM rebalance_reservations WHERE closed_at IS NULL")
+    assert len(held) == 1  # the money stays reserved while the outcome is unknown
+    ((attempt_id, scid),) = held
+    assert once_jobs(fleet) == ([scid] if started_on_node else [])
+
+    mark = len(proxy.log)
+    fleet.advance(2 * HOUR_S)
+    rebalance(config_path=str(path), now=fleet.now)
+    restarted = [c for c in proxy.log[mark:] if c.method == "sling-once"]
+    closed = rows(
+        path,
+        f"SELECT closed_as, close_reason FROM rebalance_reservations "
+        f"WHERE attempt_id = '{attempt_id}'",
+    )
+    if started_on_node:  # the job is tracked like any other: kept or settled, never doubled
+        assert not [c for c in restarted if c.params.get("scid") == scid]
+    else:  # no job ever ran: the reservation is released and the pull may be tried again
+        assert closed[0][0] == "released", closed
+    over = rows(
+        path,
+        "SELECT count(*) FROM budget_ledger "
+        "WHERE rebalance_spent_msat + onchain_spent_msat > budget_msat",
+    )
+    assert over == [(0,)]
+
+
+def test_budget_ledger_edited_by_hand(assisted: tuple[Any, FaultProxy, Path]) -> None:
+    """The ledger table is a record, never an input: money is reserved against a ledger rebuilt
+    from forwards, costs and rebalance fees, and the edited row is rewritten from them."""
+    import duckdb
+
+    from flows.rebalance import rebalance
+
+    fleet, _, path = assisted
+    rebalance(config_path=str(path), now=fleet.now)
+    facts = (
+        "budget_msat, fixed_budget_msat, earnings_budget_msat, earned_msat, rebalance_spent_msat"
+    )
+    clean = rows(path, f"SELECT node_id, day, {facts} FROM budget_ledger ORDER BY node_id, day")
+    db.release_all()
+    con = duckdb.connect(str(path.parent / "w.duckdb"))
+    con.execute(
+        "UPDATE budget_ledger SET budget_msat = 1000000000000000, fixed_budget_msat = "
+        "1000000000000000, earnings_budget_msat = 1000000000000000, rebalance_spent_msat = 0"
+    )
+    con.close()
+    reserved = "SELECT coalesce(sum(max_fee_msat), 0) FROM rebalance_reservations"
+    before = rows(path, reserved)
+    rebalance(config_path=str(path), now=fleet.now + 60)
+    assert rows(path, f"SELECT node_id, day, {facts} FROM budget_ledger ORDER BY node_id, day") == (
+        clean
+    )
+    budget = {r[0]: r[2] for r in clean}
+    new = rows(
+        path,
+        "SELECT node_id, coalesce(sum(max_fee_msat), 0) FROM rebalance_reservations "
+        "GROUP BY node_id",
+    )
+    for node_id, reserved_msat in new:
+        assert reserved_msat <= budget[node_id], "reserved past the budget the facts allow"
+    assert rows(path, reserved)[0][0] >= before[0][0]

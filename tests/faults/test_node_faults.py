@@ -296,7 +296,7 @@ CASES = [
         "amount_of_wrong_type",
         rewrite("listpeerchannels", wrong_type),
         fails=r"node nexus-02: listpeerchannels failed: response does not match the expected "
-        r"shape: channels.0.total_msat",
+        r"shape: total_msat: Value error, not an msat amount: 'a lot'",
     ),
     Case("pagination_ignores_limit", on("listforwards", Rewrite(request=without_limit))),
     Case(

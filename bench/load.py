@@ -62,7 +62,7 @@ def peak_rss_mib() -> float:
 def backfill(config: Path, node_id: str, sim_now: int, dump: Path) -> None:
     import polars as pl
 
-    from engine import ingest
+    from engine import ingest, snapshot
     from models.settings import load_settings
     from tasks.collect import fetch_node_state, store_snapshot
     from warehouse import db
@@ -81,11 +81,19 @@ def backfill(config: Path, node_id: str, sim_now: int, dump: Path) -> None:
     t0 = time.monotonic()
     snapshots = 0
     state = fetch_node_state.fn(node, settings.rpc, datetime.fromtimestamp(sim_now, tz=UTC), True)
+    store_snapshot.fn(wh, state, {node_id}, 600.0)  # the node row, as the first collect writes it
+    nodes, channels = [], []
     for step in range(365 * 3, 0, -1):  # every 8 h for a year, the node as it is now
-        at = datetime.fromtimestamp(sim_now - step * 8 * HOUR_S, tz=UTC)
-        snapshots += store_snapshot.fn(
-            wh, state.model_copy(update={"taken_at": at}), {node_id}, 600.0
+        at = state.model_copy(
+            update={"taken_at": datetime.fromtimestamp(sim_now - step * 8 * HOUR_S, tz=UTC)}
         )
+        nodes.append(snapshot.node_snapshot_row(at))
+        channels.append(snapshot.channel_rows(at, {node_id}))
+    with db.writer(wh, who="load backfill") as con:  # the statements store_snapshot runs
+        db.stage(con, pl.concat(nodes), ["node_id", "taken_at"])
+        db.run(con, "collect.insert_node_snapshot")
+        snapshots = db.stage(con, pl.concat(channels), ["node_id", "taken_at", "scid"])
+        db.run(con, "collect.insert_channel_snapshots")
     db.release_all()
     print(
         f"backfill: {snapshots:,} snapshot rows (a year at 8 h) in {time.monotonic() - t0:.1f}s; "

@@ -397,3 +397,55 @@ def test_node_fault(
     for table in ("node_snapshots", "channel_snapshots"):
         taken = ref[table][0][1]
         assert at(after[table], 1, taken) == ref[table], table
+
+
+HOSTILE = "<img src=x onerror=alert(1)>|**bold**\x1b[31m\x00\n## not a heading\r\x7f"
+
+
+def hostile_peer(result: Any, params: dict[str, Any]) -> Any:
+    channels = [dict(c) for c in result["channels"]]
+    channels[0]["peer_id"] = HOSTILE
+    channels[0]["alias"] = HOSTILE
+    return {**result, "channels": channels}
+
+
+def test_hostile_node_text_leaves_the_report_intact(world: World, tmp_path: Path) -> None:
+    """A node that puts HTML, markdown, control characters and newlines in a peer id and an
+    alias: collect stores them as data, the report (file and Prefect artifact) renders them as
+    inert text, with the same sections as a report without them."""
+    from flows.report import report
+
+    def headings(markdown: str) -> list[str]:
+        return [line for line in markdown.splitlines() if line.startswith("#")]
+
+    markdowns = []
+    for hostile in (False, True):
+        wh = copy_warehouse(world.baseline, tmp_path / f"w{hostile}.duckdb")
+        cfg = write_config(tmp_path / f"h{hostile}.toml", world.fleet, world.proxy.path, wh, RPC)
+        if hostile:
+            world.proxy.set(
+                lambda call: (
+                    Rewrite(result=hostile_alias)
+                    if call.method == "getinfo"
+                    else Rewrite(result=hostile_peer)
+                    if call.method == "listpeerchannels"
+                    else None
+                )
+            )
+        try:
+            collect(config_path=str(cfg), now=T1)
+        finally:
+            world.proxy.clear()
+        out = report(config_path=str(cfg), now=T1)
+        markdowns.append(Path(out["markdown"]).read_text())
+    from prefect.artifacts import Artifact
+
+    from tasks.report import ARTIFACT_KEY
+
+    artifact = Artifact.get(ARTIFACT_KEY)
+    assert artifact is not None and str(artifact.data) == markdowns[1]
+    clean, hostile_md = markdowns
+    assert headings(clean)[:3] == headings(hostile_md)[:3]
+    assert not re.search(r"^\s*#+ not a heading", hostile_md, re.MULTILINE)
+    for bad in ("<img", "<script", "\x1b", "\x00", "\x7f", "\r"):
+        assert bad not in hostile_md

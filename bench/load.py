@@ -153,6 +153,7 @@ def main() -> int:
         print(json.dumps(measure(Path(args.measure[0]), args.measure[1], args.runs)))
         return 0
 
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory(prefix="hiveops-load-") as tmp:
         work = Path(tmp)
         dump = work / "forwards.parquet"
@@ -204,6 +205,8 @@ def main() -> int:
     print(f"collect, incremental after 8 busy hours: {collects}; goal < 10 s")
     print(f"report over the whole warehouse: {m['report_s']:.1f}s; goal < 30 s")
     print(f"peak RSS of the collect+report process: {m['peak_rss_mib']:,.0f} MiB")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average at the end {load}")
     ok = max(m["collect_s"]) < 10 and m["report_s"] < 30
     print("goals met" if ok else "GOALS NOT MET")
     return 0 if ok else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,8 +10,10 @@ from typing import Any
 
 from prefect.runtime import flow_run
 
-from models.settings import NodeConfig, Settings, load_settings
-from tasks.fees import known_node_ids
+from models.settings import ConfigError, NodeConfig, Settings, load_settings
+from tasks.collect import IndexReset, SnapshotRejected
+from tasks.fees import InvalidPolicy, NoFreshSnapshot, known_node_ids
+from tasks.gateway import NodeError
 from tasks.ledger import heartbeat_finish, raise_alert
 from warehouse import db
 
@@ -31,6 +34,32 @@ def resolve_now(now: datetime | float | None) -> datetime:
 
 class LoopFailed(RuntimeError):
     """Raised at the end of a flow whose work failed for some nodes, after the rest was done."""
+
+
+class _NoTracebackForOperatorErrors(logging.Filter):
+    """Prefect logs a flow's exception with its traceback; for errors whose message already
+    names the thing and the fix (a failed loop, the warehouse, the config) the traceback is
+    noise that buries the message, so the record keeps the message only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OPERATOR_ERRORS):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+OPERATOR_ERRORS = (
+    LoopFailed,
+    db.WarehouseError,
+    ConfigError,
+    NodeError,
+    SnapshotRejected,
+    IndexReset,
+    InvalidPolicy,
+    NoFreshSnapshot,
+)
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_name).addFilter(_NoTracebackForOperatorErrors())
 
 
 @dataclass

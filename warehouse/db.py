@@ -58,7 +58,7 @@ _CORRUPT_MARKS = (
     "corrupt database file",
     "checksum",
 )
-_WRITE_MARKS = ("could not write", "no space left", "file too large", "failed to commit")
+_WRITE_MARKS = ("could not write", "no space left", "file too large", "disk quota exceeded")
 
 
 def classify(exc: BaseException, db_path: Path) -> WarehouseError | None:

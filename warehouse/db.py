@@ -70,7 +70,7 @@ def classify(exc: BaseException, db_path: Path) -> WarehouseError | None:
     if any(mark in lower for mark in _CORRUPT_MARKS):
         return WarehouseCorrupt(
             f"warehouse {db_path} cannot be read: {text}. The file is corrupt or truncated (a "
-            f"failed disk, a partial copy); hiveops has not changed it. Restore it from a backup "
+            f"failed disk, a partial copy); hiveops stopped using it. Restore it from a backup "
             f"(and remove {db_path.name}.wal beside it, this run's log), or move both aside to "
             f"start a new warehouse"
         )

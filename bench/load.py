@@ -190,10 +190,16 @@ def main() -> int:
             cwd=ROOT,
             env=env,
         )
-        sim.stdin.close()
-        sim.wait(60)
         if measured.returncode != 0:
             print(measured.stderr[-4000:])
+        else:
+            print(measured.stdout.strip().splitlines()[-1], flush=True)
+        sim.stdin.close()
+        try:
+            sim.wait(600)  # tearing down millions of forwards takes a while
+        except subprocess.TimeoutExpired:
+            sim.kill()
+        if measured.returncode != 0:
             return 1
         m = json.loads(measured.stdout.strip().splitlines()[-1])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -42,6 +43,39 @@ def forward_rows(page: pl.DataFrame, node_id: str) -> pl.DataFrame:
         _epoch_to_utc("resolved_time").alias("resolved_at"),
         "style",
     )
+
+
+def rows_from(page: pl.DataFrame, start: int, column: str) -> pl.DataFrame:
+    """The rows of a page at or past `start`: a node that ignores `start` repeats stored ones."""
+    return page.filter(pl.col(column) >= start)
+
+
+def index_reset(stored: dict[str, Any], probe: pl.DataFrame) -> str | None:
+    """Why the node's forward at our high-water mark is not the one we stored, if it is not.
+
+    `probe` is the node's listforwards from that created_index on (limit 1). A row past it means
+    the stored one was deleted (autoclean, delforward): fine. A different row at the same index
+    means lightningd's database was replaced or restored, and its new forwards would collide
+    with stored ones under the same keys.
+    """
+    index = int(stored["created_index"])
+    same = probe.filter(pl.col("created_index") == index)
+    if same.is_empty():
+        return None
+    node = same.row(0, named=True)
+    received_s = node["received_time"]
+    checks = {
+        "in_channel": (stored["in_channel"], node["in_channel"]),
+        "in_msat": (stored["in_msat"], node["in_msat"]),
+        "received_time": (
+            round(stored["received_at"].timestamp(), 3),
+            None if received_s is None else round(float(received_s), 3),
+        ),
+    }
+    differ = [f"{k} stored {a} != node {b}" for k, (a, b) in checks.items() if a != b]
+    if not differ:
+        return None
+    return f"the node's forward created_index={index} is not the one stored ({'; '.join(differ)})"
 
 
 def policy_rows(

@@ -30,7 +30,7 @@ from engine.advisor.decide import (
 from engine.advisor.graph import NodeEconomics, scan_fleet_proposals, scan_opens
 from engine.advisor.predict import fit_calibration
 from engine.advisor.scan import ChannelInputs, scan_channels
-from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.common import LoopFailed, current_run_id, loop_settings, resolve_now
 from flows.hooks import LOOP_HOOKS
 from models.advisor import (
     AdvisorConfig,
@@ -40,7 +40,6 @@ from models.advisor import (
     Skipped,
     advisor_config,
 )
-from models.settings import load_settings
 from tasks.advisor import (
     Learning,
     approved_unexecuted,
@@ -120,7 +119,7 @@ def decide_all(
 
 @flow(name="advisor", **LOOP_HOOKS)
 def advisor(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
+    settings = loop_settings(config_path)
     config = advisor_config(settings)
     at = resolve_now(now)
     run_id = current_run_id()
@@ -282,7 +281,7 @@ def advisor_execute(
     timeout_s: int | None = None,
     poll_interval_s: int | None = None,
 ) -> dict[str, Any]:
-    settings = load_settings(config_path)
+    settings = loop_settings(config_path)
     config = advisor_config(settings)
     wh = settings.warehouse_path
     decision = load_decision(wh, decision_id)

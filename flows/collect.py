@@ -7,9 +7,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.common import LoopFailed, current_run_id, loop_settings, resolve_now
 from flows.hooks import LOOP_HOOKS
-from models.settings import load_settings
 from tasks.collect import (
     check_snapshot,
     collect_costs,
@@ -25,7 +24,7 @@ LOOP = "collect"
 
 @flow(name="collect", log_prints=False, **LOOP_HOOKS)
 def collect(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
+    settings = loop_settings(config_path)
     at = resolve_now(now)
     run_id = current_run_id()
     wh, rpc, lock_s = settings.warehouse_path, settings.rpc, settings.warehouse.lock_timeout_s

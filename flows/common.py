@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,9 +10,12 @@ from typing import Any
 
 from prefect.runtime import flow_run
 
-from models.settings import NodeConfig, Settings, load_settings
-from tasks.fees import known_node_ids
+from models.settings import ConfigError, NodeConfig, Settings, load_settings
+from tasks.collect import IndexReset, SnapshotRejected
+from tasks.fees import InvalidPolicy, NoFreshSnapshot, known_node_ids
+from tasks.gateway import NodeError
 from tasks.ledger import heartbeat_finish, raise_alert
+from warehouse import db
 
 
 def current_run_id() -> str:
@@ -35,6 +39,32 @@ class LoopFailed(RuntimeError):
 class FindingsFired(LoopFailed):
     """A check (the watchdog) that worked and found problems: its run fails so the Prefect UI
     shows red, but the problems are announced one by one, not as a broken loop."""
+
+
+class _NoTracebackForOperatorErrors(logging.Filter):
+    """Prefect logs a flow's exception with its traceback; for errors whose message already
+    names the thing and the fix (a failed loop, the warehouse, the config) the traceback is
+    noise that buries the message, so the record keeps the message only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OPERATOR_ERRORS):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+OPERATOR_ERRORS = (
+    LoopFailed,
+    db.WarehouseError,
+    ConfigError,
+    NodeError,
+    SnapshotRejected,
+    IndexReset,
+    InvalidPolicy,
+    NoFreshSnapshot,
+)
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_name).addFilter(_NoTracebackForOperatorErrors())
 
 
 @dataclass
@@ -98,8 +128,15 @@ class LoopRun:
         return self.summary
 
 
-def start_loop(loop: str, config_path: str | None, now: datetime | float | None) -> LoopRun:
+def loop_settings(config_path: str | None) -> Settings:
+    """The config, with its warehouse.lock_timeout_s bounding every warehouse wait of the run."""
     settings = load_settings(config_path)
+    db.set_lock_timeout(settings.warehouse.lock_timeout_s)
+    return settings
+
+
+def start_loop(loop: str, config_path: str | None, now: datetime | float | None) -> LoopRun:
+    settings = loop_settings(config_path)
     return LoopRun(
         loop=loop,
         settings=settings,

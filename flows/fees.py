@@ -13,7 +13,12 @@ from flows.common import start_loop
 from flows.hooks import LOOP_HOOKS
 from models.fees import FeeDecision
 from models.settings import FeeConfig
-from tasks.fees import apply_fee_changes, load_fee_inputs, record_fee_decisions
+from tasks.fees import (
+    apply_fee_changes,
+    load_fee_inputs,
+    reconcile_fee_changes,
+    record_fee_decisions,
+)
 from tasks.ledger import heartbeat_start
 
 LOOP = "fees"
@@ -36,7 +41,10 @@ def fees(config_path: str | None = None, now: datetime | float | None = None) ->
         if node_id is None:
             error = run.never_collected(node)
         else:
-            loaded = load_fee_inputs(wh, node_id, at, return_state=True)
+            settled = reconcile_fee_changes(wh, node, settings.rpc, node_id, return_state=True)
+            loaded = settled
+            if not settled.is_failed():
+                loaded = load_fee_inputs(wh, node_id, at, return_state=True)
             if loaded.is_failed():
                 error = str(loaded.result(raise_on_failure=False))
             else:

@@ -16,7 +16,7 @@ from engine.fleet import (
     plan_assistance,
     score_fleet,
 )
-from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.common import LoopFailed, current_run_id, loop_settings, resolve_now
 from flows.hooks import LOOP_HOOKS
 from models.fleet import (
     Assistance,
@@ -28,7 +28,6 @@ from models.fleet import (
     MemberHealth,
     MemberState,
 )
-from models.settings import load_settings
 from tasks.fleet import (
     ContributionInputs,
     PendingAssistance,
@@ -110,7 +109,7 @@ def decide_contribution(
 
 @flow(name="fleet", **LOOP_HOOKS)
 def fleet(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
+    settings = loop_settings(config_path)
     config: FleetConfig = getattr(settings, "fleet", None) or FleetConfig()
     at = resolve_now(now)
     run_id = current_run_id()

@@ -66,6 +66,11 @@ def rebalance(
                             for p in proposals
                             if started.get(p.dest_scid) == "started"
                         }
+                        unknown = [
+                            f"{scid}: {r}" for scid, r in started.items() if r.startswith("unknown")
+                        ]
+                        if unknown:
+                            error = f"node {node.name}: sling-once " + "; ".join(unknown)
             info["ledger"] = refresh_ledger(wh, node_id, settings, at)
             if settings.htlcmax.enabled and error is None:
                 step = adjust_htlcmax(

@@ -16,10 +16,9 @@ from prefect import flow, task
 from engine.notices import report_notices
 from engine.report import AuditInputs, render_report, run_detectors
 from engine.report.compose import chart_data, compose_report
-from flows.common import LoopFailed, current_run_id, resolve_now
+from flows.common import LoopFailed, current_run_id, loop_settings, resolve_now
 from flows.hooks import LOOP_HOOKS
 from models.report import Finding, ReportConfig, report_config_of
-from models.settings import load_settings
 from tasks.ledger import FLEET_WIDE, heartbeat_finish, heartbeat_start, raise_alert
 from tasks.notices import emit_notices, read_previous_findings
 from tasks.report import (
@@ -41,7 +40,7 @@ def judge(inputs: AuditInputs, config: ReportConfig) -> list[Finding]:
 
 @flow(name="report", **LOOP_HOOKS)
 def report(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
+    settings = loop_settings(config_path)
     at = resolve_now(now)
     run_id = current_run_id()
     wh = settings.warehouse_path

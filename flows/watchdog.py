@@ -14,10 +14,9 @@ from prefect import flow
 
 from engine.notices import watchdog_notices
 from engine.watchdog import find_stale_loops, plan_alerts, summary_message
-from flows.common import FindingsFired, current_run_id, resolve_now
+from flows.common import FindingsFired, current_run_id, loop_settings, resolve_now
 from flows.hooks import LOOP_HOOKS
 from models.orchestration import orchestration_of
-from models.settings import load_settings
 from tasks.deadman import ping_deadman
 from tasks.ledger import FLEET_WIDE, heartbeat_finish, heartbeat_start
 from tasks.notices import emit_notices
@@ -28,7 +27,7 @@ LOOP = "watchdog"
 
 @flow(name="watchdog", **LOOP_HOOKS)
 def watchdog(config_path: str | None = None, now: datetime | float | None = None) -> dict[str, Any]:
-    settings = load_settings(config_path)
+    settings = loop_settings(config_path)
     at = resolve_now(now)
     run_id = current_run_id()
     wh = settings.warehouse_path

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 def _operator_errors() -> tuple[type[Exception], ...]:
     """Errors whose message tells the operator the fix; a module not imported raised none."""
     found: list[type[Exception]] = [FileNotFoundError]
-    for module, name in (("models.settings", "ConfigError"), ("warehouse.db", "WarehouseLocked")):
+    for module, name in (("models.settings", "ConfigError"), ("warehouse.db", "WarehouseError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from models.warehouse_paths import NeedsFullSettings, WarehousePaths, quick_paths
+from warehouse import readonly
 
 TABLE_MAX_ROWS = 200
 
@@ -63,9 +64,7 @@ def warehouse_paths(config: Path | None) -> WarehousePaths:
 @contextlib.contextmanager
 def _connection(paths: WarehousePaths, live: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     if live:
-        from warehouse import db
-
-        with db.reader(paths.live, timeout_s=paths.lock_timeout_s) as con:
+        with readonly.connect(paths.live, timeout_s=paths.lock_timeout_s) as con:
             yield con
         return
     from warehouse.readcopy import open_copy
@@ -74,7 +73,7 @@ def _connection(paths: WarehousePaths, live: bool) -> Iterator[duckdb.DuckDBPyCo
         raise FileNotFoundError(
             f"warehouse {paths.live} does not exist yet; run `hiveops run collect` first"
         )
-    con = open_copy(paths.read_copy)
+    con = open_copy(paths.read_copy, config=readonly.HARDENED)
     try:
         yield con
     finally:
@@ -83,6 +82,11 @@ def _connection(paths: WarehousePaths, live: bool) -> Iterator[duckdb.DuckDBPyCo
 
 def run_sql(query: str, config: Path | None, fmt: str, *, live: bool = False) -> int:
     paths = warehouse_paths(config)
+    try:
+        readonly.check(query)
+    except readonly.ReadOnlyRefused as exc:
+        print(f"hiveops sql: {exc}", file=sys.stderr)
+        return 1
     with _connection(paths, live) as con:
         try:
             relation = con.sql(query)
@@ -97,6 +101,8 @@ def run_sql(query: str, config: Path | None, fmt: str, *, live: bool = False) ->
             message = str(exc).splitlines()[0]
             if "read-only" in message.lower():
                 message += " (hiveops sql is read-only; the loops own the writes)"
+            elif isinstance(exc, duckdb.PermissionException):
+                message += " (hiveops sql reads the warehouse only, never other files)"
             print(f"hiveops sql: {message}", file=sys.stderr)
             return 1
     if fmt == "csv":

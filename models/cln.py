@@ -10,6 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.msat import Msat
 
+# The lightningd release that introduced each built-in method hiveops calls (an unknown-command
+# answer for one of these means the node is too old, not that a plugin is missing).
+METHOD_SINCE = {
+    "listpeerchannels": "v23.02",
+    "setchannel": "v0.11",
+    "listclosedchannels": "v23.05",
+}
+
 
 class ClnModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)

@@ -37,10 +37,11 @@ class FeePolicy(_Frozen):
     kind: PolicyKind
     peer_id: str | None = None
     scid: str | None = None
-    base_fee_msat: int | None = Field(default=None, ge=0)
-    fee_ppm: int | None = Field(default=None, ge=0)
-    min_fee_ppm: int | None = Field(default=None, ge=0)
-    max_fee_ppm: int | None = Field(default=None, ge=1)
+    # The same hard bounds as [fees]: a policy can move the fee, never to an absurd one.
+    base_fee_msat: int | None = Field(default=None, ge=0, le=100_000)
+    fee_ppm: int | None = Field(default=None, ge=0, le=50_000)
+    min_fee_ppm: int | None = Field(default=None, ge=0, le=50_000)
+    max_fee_ppm: int | None = Field(default=None, ge=1, le=50_000)
     expires_at: datetime | None = None
     created_at: datetime | None = None
     note: str = ""

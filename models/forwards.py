@@ -47,6 +47,12 @@ def forwards_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
         frame = pl.from_dicts(rows, schema=FORWARD_SCHEMA, strict=True)
     except (TypeError, pl.exceptions.PolarsError):
         frame = _parse_legacy(rows)
+    if frame["created_index"].null_count():
+        raise MalformedForwards(
+            "listforwards rows have no 'created_index': this node runs a CLN older than v23.11, "
+            "whose forwards cannot be read incrementally; upgrade lightningd to v23.11 or later"
+        )
+    frame = _fill_fee(frame)
     for column in REQUIRED_COLUMNS:
         if frame[column].null_count():
             bad = frame.filter(pl.col(column).is_null()).row(0, named=True)
@@ -59,6 +65,16 @@ def forwards_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
             f"listforwards status {unknown['status'][0]!r} is not one of {FORWARD_STATUSES}"
         )
     return frame
+
+
+def _fill_fee(frame: pl.DataFrame) -> pl.DataFrame:
+    """A resolved forward without `fee_msat` (some releases omit it) charged in - out."""
+    return frame.with_columns(
+        pl.when(pl.col("fee_msat").is_null() & pl.col("out_msat").is_not_null())
+        .then(pl.col("in_msat") - pl.col("out_msat"))
+        .otherwise(pl.col("fee_msat"))
+        .alias("fee_msat")
+    )
 
 
 def _parse_legacy(rows: list[dict[str, Any]]) -> pl.DataFrame:

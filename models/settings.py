@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.advisor import AdvisorConfig
+from models.config_lines import key_lines, line_of
 from models.fleet import FleetConfig
 from models.orchestration import OrchestrationConfig
 from models.report import ReportConfig
@@ -50,8 +51,8 @@ class FeeConfig(Section):
     base_fee_msat: int = Field(default=0, ge=0, le=100_000)
     fleet_fee_ppm: int = Field(default=0, ge=0, le=50_000)
     max_step_pct: float = Field(default=25.0, gt=0, le=100)
-    min_change_ppm: int = Field(default=5, ge=0)
-    min_interval_s: int = Field(default=24 * 3600, ge=0)
+    min_change_ppm: int = Field(default=5, ge=0, le=50_000)
+    min_interval_s: int = Field(default=24 * 3600, ge=0, le=90 * 86_400)
 
     @model_validator(mode="after")
     def _floor_below_ceiling(self) -> FeeConfig:
@@ -100,7 +101,7 @@ class HtlcmaxConfig(Section):
 
 
 class BudgetConfig(Section):
-    daily_budget_sat: int = Field(default=2_000, ge=0)
+    daily_budget_sat: int = Field(default=2_000, ge=0, le=100_000_000)  # at most 1 BTC a day
     share_of_earnings: float = Field(default=0.5, ge=0, le=1.0)
     earnings_window_days: int = Field(default=7, ge=1, le=90)
 
@@ -180,9 +181,11 @@ def load_settings(path: str | Path | None = None, *, require_file: bool = True) 
     """Read and validate the config; relative paths in it resolve against its folder."""
     config_path = resolve_config_path(path)
     data: dict[str, Any] = {}
+    text = ""
     if config_path.exists():
+        text = config_path.read_text()
         try:
-            data = tomllib.loads(config_path.read_text())
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
     elif require_file:
@@ -193,7 +196,7 @@ def load_settings(path: str | Path | None = None, *, require_file: bool = True) 
     try:
         settings = Settings(**data, config_path=config_path.resolve())
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, config_path)) from exc
+        raise ConfigError(format_validation_error(exc, config_path, text)) from exc
     return _resolve_relative(settings, config_path.resolve().parent)
 
 
@@ -227,15 +230,22 @@ def loaded_warehouse_config(warehouse_path: Path) -> WarehouseConfig | None:
     return _loaded_warehouses.get(Path(warehouse_path).resolve())
 
 
-def format_validation_error(exc: ValidationError, source: Path) -> str:
+def format_validation_error(exc: ValidationError, source: Path, text: str = "") -> str:
+    """One line per problem, each starting with `file:line:` when the key is in the file."""
     lines = [f"invalid configuration in {source} (or HIVEOPS_* environment):"]
+    positions = key_lines(text)
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
+        loc = tuple(part for part in err["loc"] if part != "function-after")
+        key = ".".join(str(part) for part in loc)
         value = err.get("input")
+        line = line_of(positions, loc)
+        where = f"{source}:{line}: " if line else ""
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (typo?); remove it or check the README's keys")
+            lines.append(
+                f"  {where}{key}: unknown key (typo?); remove it or check the README's keys"
+            )
         elif err["type"] == "missing":
-            lines.append(f"  {key}: required but missing")
+            lines.append(f"  {where}{key}: required but missing")
         else:
-            lines.append(f"  {key} = {value!r}: {err['msg']}")
+            lines.append(f"  {where}{key} = {value!r}: {err['msg']}")
     return "\n".join(lines)

@@ -360,10 +360,14 @@ def _act(gw: NodeGateway, action: str, params: dict[str, Any]) -> str:
         if any(c.get("state") not in CLOSED_STATES for c in existing):
             return f"skipped: a channel with {peer} already exists"
         gw.call("connect", {"id": peer})
-        funded = gw.call("fundchannel", {"id": peer, "amount": int(params["amount_sat"])})
+        # Never resent after a lost answer: the next run's listpeerchannels check finds the
+        # channel if this one went through.
+        funded = gw.call(
+            "fundchannel", {"id": peer, "amount": int(params["amount_sat"])}, idempotent=False
+        )
         return f"funded {params['amount_sat']} sat to {peer}: txid {funded.get('txid')}"
     if action == "close":
-        closed = gw.call("close", {"id": params["scid"]})
+        closed = gw.call("close", {"id": params["scid"]}, idempotent=False)
         return f"closed {params['scid']}: {closed.get('type', 'mutual')} txid {closed.get('txid')}"
     raise ValueError(
         f"advisor cannot execute action {action!r} (fee and rebalance moves belong to their loops)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from prefect import task
@@ -30,6 +31,16 @@ log = logging.getLogger("hiveops.collect")
 
 class SnapshotRejected(RuntimeError):
     """A snapshot that contradicts the node's own listfunds; storing it would poison P&L."""
+
+
+class IndexReset(RuntimeError):
+    """The node's forward indexes no longer match the stored ones (its database was replaced)."""
+
+
+def _retry_unless_node_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Task retries are for the warehouse: the gateway has already retried a node error with
+    backoff, and retrying the whole task would only multiply that wait."""
+    return not isinstance(state.data, NodeError | IndexReset)
 
 
 @task(name="fetch-node-state")
@@ -63,7 +74,12 @@ def check_snapshot(state: NodeState) -> None:
         )
 
 
-@task(name="store-snapshot", retries=2, retry_delay_seconds=2)
+@task(
+    name="store-snapshot",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_unless_node_error,
+)
 def store_snapshot(
     warehouse_path: Path, state: NodeState, fleet_ids: set[str], lock_timeout_s: float
 ) -> int:
@@ -80,7 +96,12 @@ def store_snapshot(
     return channels.height + 1
 
 
-@task(name="sync-forwards", retries=2, retry_delay_seconds=2)
+@task(
+    name="sync-forwards",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_unless_node_error,
+)
 def sync_forwards(
     warehouse_path: Path,
     node: NodeConfig,
@@ -93,9 +114,14 @@ def sync_forwards(
     gw = NodeGateway(node, rpc)
     with db.writer(warehouse_path, timeout_s=lock_timeout_s, who="collect forwards") as con:
         mark = db.fetch_one(con, "collect.forwards_high_water", node_id=node_id)
+        last = int(mark["last_created_index"])
+        stored = db.fetch_one(con, "collect.forward_at", node_id=node_id, created_index=last)
+    if stored:
+        _check_index(gw, node, stored)
     written = 0
-    start = int(mark["last_created_index"]) + 1
-    written += _pull(gw, warehouse_path, node_id, "created", start, rpc.page_size, lock_timeout_s)
+    written += _pull(
+        gw, warehouse_path, node_id, "created", last + 1, rpc.page_size, lock_timeout_s
+    )
     if mark["offered"]:
         # In-flight forwards settle later; their new state shows up in the `updated` index.
         start = int(mark["last_updated_index"]) + 1
@@ -103,6 +129,22 @@ def sync_forwards(
             gw, warehouse_path, node_id, "updated", start, rpc.page_size, lock_timeout_s
         )
     return written
+
+
+def _check_index(gw: NodeGateway, node: NodeConfig, stored: dict[str, Any]) -> None:
+    probe = gw.call_parsed(
+        "listforwards",
+        lambda r: forwards_frame(r["forwards"]),
+        {"index": "created", "start": stored["created_index"], "limit": 1},
+    )
+    problem = ingest.index_reset(stored, probe)
+    if problem:
+        raise IndexReset(
+            f"node {node.name}: listforwards index reset: {problem}. lightningd's database was "
+            f"replaced or restored from an old backup, and its forwards would overwrite stored "
+            f"ones; no forward is collected until nodes[{node.name}].rpc_socket points at the "
+            f"original node again, or this node's rows are moved out of the warehouse"
+        )
 
 
 def _pull(
@@ -115,12 +157,33 @@ def _pull(
     lock_timeout_s: float,
 ) -> int:
     written = 0
+    column = "created_index" if index == "created" else "updated_index"
     while True:
-        page = gw.call_parsed(
+        raw = gw.call_parsed(
             "listforwards",
             lambda r: forwards_frame(r["forwards"]),
             {"index": index, "start": start, "limit": page_size},
         )
+        page = ingest.rows_from(raw, start, column)
+        if page.height < raw.height:
+            if page.is_empty() and raw.height == page_size:
+                raise NodeError(
+                    gw.node.name,
+                    "listforwards",
+                    f"the node ignores 'start' (asked from {column} {start}, it answered from "
+                    f"{raw[column].min()}) and honours 'limit': its forwards cannot be paged; "
+                    f"raise rpc.page_size above its forward count or upgrade lightningd",
+                )
+            log.warning(
+                "%s: listforwards ignores 'start' (asked from %s %d, got %d rows from %s); "
+                "keeping the %d new ones",
+                gw.node.name,
+                column,
+                start,
+                raw.height,
+                raw[column].min(),
+                page.height,
+            )
         if page.height:
             rows = ingest.forward_rows(page, node_id)
             with db.writer(warehouse_path, timeout_s=lock_timeout_s, who="collect forwards") as con:
@@ -131,13 +194,17 @@ def _pull(
                     if index == "created"
                     else "collect.upsert_forwards",
                 )
-        if page.height < page_size:
+        if raw.height < page_size or page.is_empty():
             return written
-        column = "created_index" if index == "created" else "updated_index"
         start = int(page[column].max()) + 1
 
 
-@task(name="collect-peer-fees", retries=2, retry_delay_seconds=2)
+@task(
+    name="collect-peer-fees",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_unless_node_error,
+)
 def collect_peer_fees(
     warehouse_path: Path,
     node: NodeConfig,
@@ -175,7 +242,12 @@ def collect_peer_fees(
     return n
 
 
-@task(name="collect-costs", retries=2, retry_delay_seconds=2)
+@task(
+    name="collect-costs",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_unless_node_error,
+)
 def collect_costs(
     warehouse_path: Path,
     node: NodeConfig,

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 from prefect import task
+from pydantic import ValidationError
 
 from engine.fees.plan import FeeInputs
+from engine.fees.reconcile import reconcile
+from models.cln import PeerChannel, field_filter
 from models.fees import DEFAULT_TUNING, FeeDecision, FeePolicy
 from models.settings import NodeConfig, RpcConfig
-from tasks.gateway import NodeError, NodeGateway
+from tasks.gateway import NodeError, NodeGateway, NodeUnreachable
 from warehouse import db
+
+log = logging.getLogger("hiveops.fees")
 
 LOOKBACK_DAYS = 30
 STALE_SNAPSHOT_S = 6 * 3600
@@ -33,6 +39,43 @@ def known_node_ids(warehouse_path: Path) -> dict[str, str]:
     """Configured name -> node id, as collect recorded them."""
     with db.writer(warehouse_path, who="fees read") as con:
         return {r["name"]: r["node_id"] for r in db.fetch_all(con, "common.node_ids")}
+
+
+@task(name="reconcile-fee-changes")
+def reconcile_fee_changes(
+    warehouse_path: Path, node: NodeConfig, rpc: RpcConfig, node_id: str
+) -> dict[str, str]:
+    """Settle changes a previous run left pending against the node's fees now, before this run
+    decides anything: a change that reached the node counts as applied (so hysteresis holds and
+    it is not made again), one that did not counts as failed."""
+    with db.writer(warehouse_path, who="fees reconcile") as con:
+        pending = db.fetch_all(con, "fees.pending_changes", node_id=node_id)
+    if not pending:
+        return {}
+    channels = NodeGateway(node, rpc).call_parsed(
+        "listpeerchannels",
+        lambda r: [PeerChannel.model_validate(c) for c in r["channels"]],
+        filter={"channels": [field_filter(PeerChannel)]},
+    )
+    node_fees = {
+        c.short_channel_id: (c.fee_base_msat or 0, c.fee_proportional_millionths or 0)
+        for c in channels
+        if c.short_channel_id
+    }
+    settled = reconcile(pending, node_fees)
+    with db.writer(warehouse_path, who="fees reconcile") as con:
+        for s in settled:
+            db.run(con, "fees.settle_change", status=s.status, error=s.error, change_id=s.change_id)
+    for s in settled:
+        log.warning(
+            "%s: fee change %s on %s left pending by an earlier run: %s%s",
+            node.name,
+            s.change_id[:12],
+            s.scid,
+            s.status,
+            f" ({s.error})" if s.error else "",
+        )
+    return {s.scid: s.status for s in settled}
 
 
 @task(name="load-fee-inputs", retries=2, retry_delay_seconds=2)
@@ -54,7 +97,7 @@ def load_fee_inputs(warehouse_path: Path, node_id: str, now: datetime) -> FeeInp
             ),
             changes=_frame(con, "fees.changes", node_id=node_id),
             peer_policies=_frame(con, "fees.peer_policies", node_id=node_id),
-            policies=tuple(FeePolicy.model_validate(r) for r in db.fetch_all(con, "fees.policies")),
+            policies=_policies(db.fetch_all(con, "fees.policies")),
             refill_quotes=_frame(con, "fees.refill_quotes", node_id=node_id, since=refill_since),
             demand=_frame(con, "fees.refill_demand", node_id=node_id, since=refill_since),
         )
@@ -67,6 +110,32 @@ def load_fee_inputs(warehouse_path: Path, node_id: str, now: datetime) -> FeeInp
             f"on state younger than {STALE_SNAPSHOT_S // 3600} h (is collect running?)"
         )
     return inputs
+
+
+class InvalidPolicy(RuntimeError):
+    """A stored fee policy that fails validation (edited by hand, or from an older hiveops)."""
+
+
+def _policies(rows: list[dict[str, object]]) -> tuple[FeePolicy, ...]:
+    """Every stored policy, or InvalidPolicy naming the row: no fee is decided around a policy
+    that cannot be read, since it may be the one that bounds this channel."""
+    policies = []
+    for row in rows:
+        row = dict(row)
+        pid = row.pop("policy_id", None)
+        try:
+            policies.append(FeePolicy.model_validate(row))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'policy'} = {e.get('input')!r}: {e['msg']}"
+                for e in exc.errors()[:3]
+            )
+            raise InvalidPolicy(
+                f"fee policy {pid} in the warehouse is invalid ({problems}); fix it with "
+                f"`hiveops policy set` or remove it with `hiveops policy delete`; no fee is "
+                f"changed until then"
+            ) from None
+    return tuple(policies)
 
 
 @task(name="record-fee-decisions", retries=2, retry_delay_seconds=2)
@@ -145,6 +214,9 @@ def apply_fee_changes(
                     "feeppm": decision.new_fee_ppm,
                 },
             )
+        except NodeUnreachable as exc:
+            # The node may have applied it before the answer was lost: the next run asks it.
+            status, error = "pending", f"outcome unknown, the next run reconciles it: {exc}"
         except NodeError as exc:
             status, error = "failed", str(exc)
         with db.writer(warehouse_path, who="fees apply") as con:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pyln.client import LightningRpc, RpcError
 
 from engine.backoff import backoff_delays_s
+from models.cln import METHOD_SINCE
 from models.settings import NodeConfig, RpcConfig
 
 log = logging.getLogger("hiveops.gateway")
@@ -76,8 +77,10 @@ class _TimeoutRpc(LightningRpc):
 
 
 class _Transient(Exception):
-    def __init__(self, error: NodeError) -> None:
-        self.error = error
+    """A failure worth retrying; `sent` when the node may have received (and acted on) it."""
+
+    def __init__(self, error: NodeError, *, sent: bool = True) -> None:
+        self.error, self.sent = error, sent
 
 
 class NodeGateway:
@@ -102,8 +105,11 @@ class NodeGateway:
         params: dict[str, Any] | None = None,
         *,
         filter: dict[str, Any] | None = None,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
-        return self.call_parsed(method, lambda raw: raw, params, filter=filter)
+        return self.call_parsed(
+            method, lambda raw: raw, params, filter=filter, idempotent=idempotent
+        )
 
     def call_parsed(
         self,
@@ -112,8 +118,14 @@ class NodeGateway:
         params: dict[str, Any] | None = None,
         *,
         filter: dict[str, Any] | None = None,
+        idempotent: bool = True,
     ) -> T:
-        """Call and parse, retrying transport failures, transient codes and bad payloads."""
+        """Call and parse, retrying transport failures, transient codes and bad payloads.
+
+        A call that is not `idempotent` (it starts something, like sling-once) is retried only
+        when the node cannot have acted on it (no connection, an error answer); after a
+        timeout or a lost answer its outcome is unknown and the caller must find out.
+        """
         delays = backoff_delays_s(
             self.rpc_config.retries,
             self.rpc_config.backoff_base_s,
@@ -125,6 +137,8 @@ class NodeGateway:
             try:
                 return self._attempt(method, parse, params, filter)
             except _Transient as transient:
+                if not idempotent and transient.sent:
+                    raise transient.error from transient
                 if attempt >= len(delays):
                     err = transient.error
                     raise type(err)(
@@ -158,9 +172,9 @@ class NodeGateway:
             code = error.get("code")
             message = str(error.get("message", error))
             if code in RETRYABLE_CODES:
-                raise _Transient(NodeError(name, method, message, code)) from exc
+                raise _Transient(NodeError(name, method, message, code), sent=False) from exc
             if code == UNKNOWN_COMMAND:
-                message += " (is the plugin that provides it installed and running?)"
+                message += f" ({missing_method_hint(method)})"
             raise NodeError(name, method, message, code) from exc
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise _Transient(
@@ -169,7 +183,8 @@ class NodeGateway:
                     method,
                     f"cannot reach lightningd at {self.node.rpc_socket} ({exc.strerror}); "
                     f"is the node running, and is nodes[{name}].rpc_socket right?",
-                )
+                ),
+                sent=False,
             ) from exc
         except TimeoutError as exc:
             raise _Transient(
@@ -189,6 +204,13 @@ class NodeGateway:
                     name, method, f"response does not match the expected shape: {_first_line(exc)}"
                 )
             ) from exc
+
+
+def missing_method_hint(method: str) -> str:
+    since = METHOD_SINCE.get(method)
+    if since:
+        return f"{method} needs CLN {since} or later; upgrade lightningd"
+    return "is the plugin that provides it installed and running?"
 
 
 def _message(err: NodeError) -> str:

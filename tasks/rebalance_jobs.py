@@ -26,7 +26,7 @@ from models.rebalance import (
 )
 from models.settings import NodeConfig, RpcConfig
 from tasks import sling
-from tasks.gateway import NodeError, NodeGateway
+from tasks.gateway import NodeError, NodeGateway, NodeUnreachable
 from warehouse import db
 
 
@@ -157,6 +157,12 @@ def start_jobs(
                 )
             sling.start_once(gw, proposal)
             results[proposal.dest_scid] = "started"
+        except NodeUnreachable as exc:
+            # Marked started, its reservation open: the job may be running on the node, and
+            # the next run's reconcile settles or releases it from what sling reports.
+            results[proposal.dest_scid] = (
+                f"unknown: {exc}; the reservation stays open until the next run reconciles it"
+            )
         except NodeError as exc:
             _fail_start(warehouse_path, proposal, str(exc), now)
             results[proposal.dest_scid] = f"failed: {exc}"

@@ -46,6 +46,7 @@ def start_once(gw: NodeGateway, proposal: RebalanceProposal) -> None:
             "depleteuptopercent": proposal.depleteuptopercent,
             "depleteuptoamount": proposal.depleteuptoamount_sat,
         },
+        idempotent=False,  # a retry after a lost answer could start a second job
     )
 
 

@@ -10,6 +10,7 @@ and logged, and the final error names the file, the holder and the fix.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import logging
 import os
@@ -38,8 +39,51 @@ _migrated: set[Path] = set()
 _migrate_lock = threading.Lock()
 
 
-class WarehouseLocked(RuntimeError):
+class WarehouseError(RuntimeError):
+    """A warehouse problem an operator has to act on; the message names the file and the fix."""
+
+
+class WarehouseLocked(WarehouseError):
     """The warehouse stayed locked by another writer for longer than the configured bound."""
+
+
+class WarehouseCorrupt(WarehouseError):
+    """The file is not a readable DuckDB database (truncated, overwritten, bad blocks)."""
+
+
+class WarehouseWriteFailed(WarehouseError):
+    """The operating system refused a write (disk full, file size limit, I/O error)."""
+
+
+_CORRUPT_MARKS = (
+    "not a valid duckdb database file",
+    "could not read enough bytes",
+    "corrupt database file",
+    "checksum",
+)
+_WRITE_MARKS = ("could not write", "no space left", "file too large", "disk quota exceeded")
+
+
+def classify(exc: BaseException, db_path: Path) -> WarehouseError | None:
+    """The operator-facing error for a DuckDB failure that is about the file, not the SQL."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lower = text.lower()
+    if any(mark in lower for mark in _CORRUPT_MARKS):
+        return WarehouseCorrupt(
+            f"warehouse {db_path} cannot be read: {text}. The file is corrupt or truncated (a "
+            f"failed disk, a partial copy); hiveops stopped using it. Restore it from a backup "
+            f"(and remove {db_path.name}.wal beside it, this run's log), or move both aside to "
+            f"start a new warehouse"
+        )
+    if any(mark in lower for mark in _WRITE_MARKS):
+        return WarehouseWriteFailed(
+            f"warehouse {db_path}: a write failed: {text}. Is the disk full or the file size "
+            f"limited? The failed write was rolled back, nothing stored before it is lost; free "
+            f"space on {db_path.parent} and run the loop again"
+        )
+    return None
 
 
 def _lock_path(db_path: Path) -> Path:
@@ -102,6 +146,17 @@ class _Held:
 
 
 IDLE_RELEASE_S = 0.5
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+_lock_timeout_s = DEFAULT_LOCK_TIMEOUT_S
+
+
+def set_lock_timeout(seconds: float) -> None:
+    """The bound for every wait on the warehouse that names none (warehouse.lock_timeout_s):
+    a loop's heartbeats and alerts wait no longer than its own writes."""
+    global _lock_timeout_s
+    _lock_timeout_s = float(seconds)
+
+
 _held: dict[Path, _Held] = {}
 _held_lock = threading.RLock()
 
@@ -117,6 +172,8 @@ def _release(db_path: Path) -> None:
             if held.publish_for is not None:
                 _publish_quietly(held.con, db_path, *held.publish_for)
             held.con.close()
+        except duckdb.Error as exc:
+            log.warning("warehouse %s: closing after a failed write: %s", db_path, exc)
         finally:
             os.close(held.fd)  # closing the descriptor releases the flock
 
@@ -157,15 +214,22 @@ atexit.register(release_all)
 
 
 def _connect(db_path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
+    return connect_with(db_path, read_only=read_only, deadline=deadline, config=None)
+
+
+def connect_with(
+    db_path: Path, *, read_only: bool, deadline: float, config: dict[str, Any] | None
+) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting (until `deadline`) for a foreign holder of DuckDB's lock."""
     delay_s = 0.05
     while True:
         try:
-            con = duckdb.connect(str(db_path), read_only=read_only)
+            con = duckdb.connect(str(db_path), read_only=read_only, config=config or {})
             con.execute("SET TimeZone = 'UTC'")
             return con
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
+        except duckdb.Error as exc:
+            if not isinstance(exc, duckdb.IOException) or "lock" not in str(exc).lower():
+                raise classify(exc, db_path) or exc from exc
             if delay_s == 0.05:
                 log.info("warehouse %s held by another process (%s); retrying", db_path, exc)
             if time.monotonic() >= deadline:
@@ -179,9 +243,10 @@ def _connect(db_path: Path, *, read_only: bool, deadline: float) -> duckdb.DuckD
             delay_s = min(delay_s * 1.5, 1.0)
 
 
-def ensure_migrated(db_path: Path, timeout_s: float = 60.0) -> None:
+def ensure_migrated(db_path: Path, timeout_s: float | None = None) -> None:
     """Apply pending migrations once per process per file."""
     db_path = db_path.resolve()
+    timeout_s = _lock_timeout_s if timeout_s is None else timeout_s
     with _migrate_lock:
         if db_path in _migrated:
             return
@@ -194,7 +259,7 @@ def ensure_migrated(db_path: Path, timeout_s: float = 60.0) -> None:
 def writer(
     db_path: Path,
     *,
-    timeout_s: float = 60.0,
+    timeout_s: float | None = None,
     who: str = "hiveops",
     publish_for: tuple[str, str] | None = None,
     _skip_migrate: bool = False,
@@ -206,6 +271,7 @@ def writer(
     is published before the connection and the lock are handed back.
     """
     db_path = Path(db_path).resolve()
+    timeout_s = _lock_timeout_s if timeout_s is None else timeout_s
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if not _skip_migrate:
         ensure_migrated(db_path, timeout_s)
@@ -224,15 +290,29 @@ def writer(
         if publish_for is not None:
             held.publish_for = publish_for
         cursor = held.con.cursor()
+        failed: WarehouseError | None = None
         try:
             yield cursor
+        except duckdb.Error as exc:
+            failed = classify(exc, db_path)
+            if failed is None:
+                raise
+            raise failed from exc
         finally:
             cursor.close()
-            held.timer = threading.Timer(IDLE_RELEASE_S, _release, args=(db_path,))
-            # Not a daemon: at exit Python waits for it, so DuckDB closes cleanly rather than
-            # being torn down mid-close.
-            held.timer.daemon = False
-            held.timer.start()
+            if failed is not None:
+                # Never hand a connection that failed on its file to the next write, and
+                # never checkpoint into a file that cannot be read.
+                if isinstance(failed, WarehouseCorrupt):
+                    with contextlib.suppress(duckdb.Error):
+                        held.con.execute("PRAGMA disable_checkpoint_on_shutdown")
+                _release(db_path)
+            else:
+                held.timer = threading.Timer(IDLE_RELEASE_S, _release, args=(db_path,))
+                # Not a daemon: at exit Python waits for it, so DuckDB closes cleanly rather
+                # than being torn down mid-close.
+                held.timer.daemon = False
+                held.timer.start()
 
 
 def publish_now(
@@ -251,7 +331,7 @@ def publish_now(
 
 
 @contextmanager
-def reader(db_path: Path, *, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def reader(db_path: Path, *, timeout_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; waits (bounded) while a writer holds the file."""
     db_path = Path(db_path).resolve()
     if not db_path.exists():
@@ -261,6 +341,7 @@ def reader(db_path: Path, *, timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBP
     # DuckDB refuses a read-only open of a file this process holds read-write: hand it back
     # first (between writes, so no write is cut short).
     _release(db_path)
+    timeout_s = _lock_timeout_s if timeout_s is None else timeout_s
     con = _connect(db_path, read_only=True, deadline=time.monotonic() + timeout_s)
     try:
         yield con

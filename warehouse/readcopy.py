@@ -201,15 +201,18 @@ def publish(
     return result
 
 
-def open_copy(copy: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the copy; never waits on any loop."""
+def open_copy(copy: Path, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the copy; never waits on any loop. With `config` (hiveops sql's
+    hardening) the settings are locked once the session's own are made."""
     if not copy.exists():
         raise FileNotFoundError(
             f"read copy {copy} does not exist yet; the next writing loop run publishes it "
             f"(or run `hiveops warehouse publish`); `--live` reads the live file"
         )
-    con = duckdb.connect(str(copy), read_only=True)
+    con = duckdb.connect(str(copy), read_only=True, config=dict(config or {}))
     con.execute("SET TimeZone = 'UTC'")
+    if config:
+        con.execute("SET lock_configuration = true")
     return con
 
 

@@ -3,6 +3,7 @@ P&L, budget, what is broken (with numbers), what works, recommended actions."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,21 @@ from models.orchestration import LoopFreshness, span
 from models.report import Finding, Severity
 
 EVIDENCE_ITEMS = 5
+# Control characters (C0 but newline, DEL, C1): a node's alias or error text can carry any.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_MARKUP = re.compile(r"([\\`*\[\]|#])")
+
+
+def inert(text: str) -> str:
+    """Data (node answers, aliases, error messages) as one line of markdown that renders as
+    the text itself: no markup, no table cell break, no new line."""
+    return _MARKUP.sub(r"\\\1", _CONTROL.sub(" ", text).replace("\n", " "))
+
+
+def sanitize(document: str) -> str:
+    """The whole report: no control characters, no HTML (the report has none of its own)."""
+    text = _CONTROL.sub(" ", document)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ def render_report(ctx: ReportContext) -> str:
         for n, f in enumerate(working, 1)
     ] or ["Nothing could be confirmed as working."]
     lines += ["", *_balance(ctx), *_actions(fired)]
-    return "\n".join(lines).rstrip() + "\n"
+    return sanitize("\n".join(lines).rstrip() + "\n")
 
 
 def _fleet_status(ctx: ReportContext) -> list[str]:
@@ -163,9 +179,9 @@ def _freshness(ctx: ReportContext) -> list[str]:
 
 
 def _issue(n: int, f: Finding) -> list[str]:
-    out = [f"### {n}. {TITLES.get(f.detector, f.detector)}", f.summary, ""]
+    out = [f"### {n}. {TITLES.get(f.detector, f.detector)}", _one_line(f.summary), ""]
     for key, value in f.evidence.items():
-        out.append(f"- {key}: {_evidence(value)}")
+        out.append(f"- {inert(str(key))}: {_evidence(value)}")
     return [*out, "", f"**Fix**: {f.action}", ""]
 
 
@@ -176,12 +192,16 @@ def _evidence(value: Any) -> str:
         return f"[{shown}{more}]" if value else "none"
     if isinstance(value, dict):
         items = list(value.items())
-        shown = ", ".join(f"{k}: {_evidence(v)}" for k, v in items[:EVIDENCE_ITEMS])
+        shown = ", ".join(f"{inert(str(k))}: {_evidence(v)}" for k, v in items[:EVIDENCE_ITEMS])
         more = f" … {len(items) - EVIDENCE_ITEMS} more" if len(items) > EVIDENCE_ITEMS else ""
         return "{" + shown + more + "}"
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M}"
-    return str(value)
+    return inert(str(value))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 def _balance(ctx: ReportContext) -> list[str]:

@@ -8,6 +8,12 @@ SELECT coalesce(max(created_index), 0) AS last_created_index,
 FROM forwards
 WHERE node_id = $node_id;
 
+-- name: forward_at
+-- The stored forward at one created_index (the index-reset check compares it with the node's).
+SELECT created_index, in_channel, in_msat, received_at
+FROM forwards
+WHERE node_id = $node_id AND created_index = $created_index;
+
 -- name: upsert_node
 INSERT INTO nodes BY NAME SELECT * FROM staged
 ON CONFLICT (node_id) DO UPDATE SET

@@ -69,7 +69,7 @@ WHERE observer_id = $node_id
 QUALIFY row_number() OVER (PARTITION BY scid, direction ORDER BY last_update DESC) = 1;
 
 -- name: policies
-SELECT kind, peer_id, scid, base_fee_msat, fee_ppm, min_fee_ppm, max_fee_ppm, expires_at,
+SELECT policy_id, kind, peer_id, scid, base_fee_msat, fee_ppm, min_fee_ppm, max_fee_ppm, expires_at,
        created_at, note
 FROM fee_policies;
 
@@ -81,6 +81,15 @@ INSERT INTO fee_changes BY NAME SELECT * FROM staged;
 
 -- name: finish_change
 UPDATE fee_changes SET status = $status, error = $error WHERE change_id = $change_id;
+
+-- name: pending_changes
+-- Changes whose setchannel outcome no run recorded (the run died, or the answer was lost).
+SELECT change_id, scid, old_base_fee_msat, old_fee_ppm, new_base_fee_msat, new_fee_ppm
+FROM fee_changes WHERE node_id = $node_id AND status = 'pending' ORDER BY changed_at;
+
+-- name: settle_change
+UPDATE fee_changes SET status = $status, error = $error
+WHERE change_id = $change_id AND status = 'pending';
 
 -- name: upsert_policy
 INSERT OR REPLACE INTO fee_policies BY NAME SELECT * FROM staged;

@@ -34,6 +34,7 @@ def warehouse(tmp_path: Path) -> Path:
             message="x",
             details="{}",
         )
+    db.publish_now(tmp_path / "w.duckdb", loop="collect", run_id="r1")  # what `hiveops sql` reads
     db.release_all()
     return path
 

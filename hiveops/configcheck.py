@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from engine.config_risks import config_warnings
-from models.settings import load_settings
+from models.settings import ConfigError, NodeConfig, load_settings
 from warehouse import db
 
 
@@ -24,9 +24,23 @@ def check_config(config: Path | None) -> int:
         f"config {settings.config_path}: valid; {len(settings.nodes)} node(s), "
         f"warehouse {settings.warehouse_path}, dry_run={settings.dry_run}"
     )
+    for node in settings.nodes:
+        print(f"  {node_line(node)}")
     warnings = config_warnings(settings, capacities_sat)
     for w in warnings:
         print(f"warning: {w}", file=sys.stdout)
     if not capacities_sat:
         print("note: no channel data yet; run `hiveops run collect` to check chunk sizes")
     return 0
+
+
+def node_line(node: NodeConfig) -> str:
+    """How a node is reached; a rune is shown masked, never its text."""
+    if node.rest_url is None:
+        return f"{node.name}: unix socket {node.rpc_socket}"
+    try:
+        rune = f"rune {node.load_rune()} from {node.rune_source()}"
+    except ConfigError as exc:
+        rune = f"NO RUNE: {exc}"
+    ca = f"ca_cert {node.ca_cert}" if node.ca_cert else "system CAs"
+    return f"{node.name}: clnrest {node.rest_url}, {ca}, {rune}"

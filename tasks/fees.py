@@ -13,7 +13,7 @@ from prefect import task
 from engine.fees.plan import FeeInputs
 from models.fees import DEFAULT_TUNING, FeeDecision, FeePolicy
 from models.settings import NodeConfig, RpcConfig
-from tasks.gateway import NodeError, NodeGateway
+from tasks.gateway import NodeError, NodeGateway, RuneRejected
 from warehouse import db
 
 LOOKBACK_DAYS = 30
@@ -134,9 +134,12 @@ def apply_fee_changes(
     gw = NodeGateway(node, rpc)
     to_apply = [d for d in decisions if d.apply]
     results: dict[str, str] = {}
+    refused: RuneRejected | None = None  # the rune forbids setchannel: no further calls
     for decision, change_id in zip(to_apply, change_ids, strict=True):
         status, error = "applied", None
         try:
+            if refused is not None:
+                raise refused
             gw.call(
                 "setchannel",
                 {
@@ -147,6 +150,7 @@ def apply_fee_changes(
             )
         except NodeError as exc:
             status, error = "failed", str(exc)
+            refused = exc if isinstance(exc, RuneRejected) else refused
         with db.writer(warehouse_path, who="fees apply") as con:
             db.run(con, "fees.finish_change", status=status, error=error, change_id=change_id)
         results[decision.scid] = status if error is None else f"{status}: {error}"

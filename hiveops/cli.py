@@ -84,9 +84,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from hiveops.approvecli import add_parser as add_approval_parser
     from hiveops.policycli import add_parser as add_policy_parser
+    from hiveops.runecli import add_parser as add_rune_parser
 
     add_policy_parser(sub)
     add_approval_parser(sub)
+    add_rune_parser(sub)
 
     sim = sub.add_parser("sim", help="the simulated CLN fleet")
     ssub = sim.add_subparsers(dest="sim_command")
@@ -97,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--seed", type=int)
     start.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s")
     start.add_argument("--manual", action="store_true", help="advance only via sim-control")
+    start.add_argument(
+        "--rest",
+        nargs="*",
+        metavar="MEMBER",
+        help="serve clnrest on loopback HTTPS; the written config reaches these members (all "
+        "when none is named) over REST with an act rune",
+    )
     start.set_defaults(handler=_sim_start)
     return p
 
@@ -139,6 +148,7 @@ def _sim_start(args: argparse.Namespace) -> int:
         seed=args.seed,
         speed=args.speed,
         manual=args.manual,
+        rest=args.rest,
     )
 
 

@@ -173,7 +173,8 @@ class RestTransport:
         elif code == RUNE_NOT_PERMITTED and "time" in message:
             why = f"the rune ({source}) has expired ({message})"
         elif code == RUNE_NOT_PERMITTED:
-            why = f"the rune ({source}) does not allow {method} ({message}); {rune_fix(method)}"
+            detail = "not in its method list" if "method" in message else message
+            why = f"the rune ({source}) does not allow {method} ({detail}); {rune_fix(method)}"
         elif "Missing" in message:
             why = f"no rune was sent ({source})"
         else:

@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=21)
     demo.add_argument("--workdir", type=Path, default=Path("demo-work"))
     demo.add_argument("--scenario", default="audit")
+    demo.add_argument(
+        "--rest-members",
+        type=int,
+        default=1,
+        help="how many members to reach over clnrest (HTTPS + rune) instead of their socket",
+    )
     demo.set_defaults(handler=_demo)
 
     run = sub.add_parser("run", help="run one loop once as a Prefect flow run")
@@ -160,7 +166,12 @@ def _demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
     from hiveops.demo import run_demo
 
-    return run_demo(days=args.days, workdir=args.workdir, scenario=args.scenario)
+    return run_demo(
+        days=args.days,
+        workdir=args.workdir,
+        scenario=args.scenario,
+        rest_members=args.rest_members,
+    )
 
 
 if __name__ == "__main__":

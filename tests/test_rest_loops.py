@@ -164,3 +164,24 @@ def test_advisor_over_rest_scans_with_a_read_rune_and_opens_with_an_exec_rune(
     name = names[opened_node]
     assert sim.call_count(name, "fundchannel") == funded_before[name] + 1
     assert rows(exec_config, sql, opened_id)[0][0] == "executed"
+
+
+def test_a_rest_member_with_a_wrong_rune_fails_alone_and_the_others_collect(
+    sim: SimFleet, tmp_path: Path, prefect_harness: None
+) -> None:
+    from flows.common import LoopFailed
+
+    path = sim.write_config(
+        tmp_path / "mixed.toml", tmp_path / "hiveops.duckdb", rest_members=["nexus-01"]
+    )
+    wrong = sim.create_rune("nexus-02", [])  # a rune, but another node's
+    sim.write_rune_file("nexus-01", wrong)
+    with pytest.raises(LoopFailed, match="nexus-01"):
+        collect(config_path=str(path), now=sim.now)
+    beats = dict(rows(path, "SELECT node, status FROM heartbeats WHERE loop = 'collect'"))
+    assert beats == {"nexus-01": "failed", "nexus-02": "ok", "nexus-03": "ok"}
+    snapshots = rows(path, "SELECT count(DISTINCT node_id) FROM node_snapshots")[0][0]
+    assert snapshots == 2
+    (message,) = rows(path, "SELECT message FROM alerts WHERE node = 'nexus-01'")[0]
+    assert "not this node's" in message and "hiveops rune --mode read" in message
+    assert wrong not in message and wrong[:24] not in repr(rows(path, "SELECT * FROM heartbeats"))

@@ -72,6 +72,11 @@ class RestTransport:
     def close(self) -> None:
         self._client.close()
 
+    def __del__(self) -> None:  # tasks drop their gateway without closing it
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client.close()
+
     def call(self, method: str, params: dict[str, Any], filter: dict[str, Any] | None) -> Any:
         """The raw result; raises NodeError (final) or Transient (worth a retry)."""
         name, url = self.node.name, self.node.rest_url

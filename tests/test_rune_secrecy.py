@@ -1,6 +1,7 @@
 """No rune leaves its rune_file: a demo run with every member over clnrest is searched for each
-rune in everything it produced (stdout/stderr, log records, files, every warehouse row, Prefect's
-flow-run parameters, logs and artifacts, the Prefect server's database, `config check`)."""
+rune, and for the webhook URL's token, in everything it produced (stdout/stderr, log records,
+files, every warehouse row, Prefect's flow-run parameters, logs and artifacts, the Prefect
+server's database, `config check`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hiveops.demo import run_demo
 from warehouse import db
 
 PAGE = 200
+WEBHOOK_TOKEN = "T0KEN-e3b0c44298fc1c149afbf4c8996fb924"
 
 
 def _prefect_texts() -> dict[str, str]:
@@ -44,8 +46,13 @@ def test_no_rune_appears_in_any_output_of_a_rest_demo_run(
     prefect_harness: None,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # every loop loads settings holding a webhook URL with a token in it
+    monkeypatch.setenv(
+        "HIVEOPS_ORCHESTRATION__WEBHOOK_URL", f"https://hooks.example.invalid/{WEBHOOK_TOKEN}"
+    )
     workdir = tmp_path / "demo"
     run_demo(days=2, workdir=workdir, rest_members=3)
     config = workdir / "hiveops.toml"
@@ -70,8 +77,10 @@ def test_no_rune_appears_in_any_output_of_a_rest_demo_run(
         if path.is_file():
             texts[str(path)] = path.read_bytes().decode("latin-1")
 
+    secrets = [WEBHOOK_TOKEN]
     for rune in runes:
         # the authcode alone is the secret part: a leak of any long piece of it counts
-        for piece in (rune, rune[:24], rune[-24:]):
-            leaks = [name for name, text in texts.items() if piece in text]
-            assert leaks == [], f"rune text found in {leaks}"
+        secrets += [rune, rune[:24], rune[-24:]]
+    for piece in secrets:
+        leaks = [name for name, text in texts.items() if piece in text]
+        assert leaks == [], f"a secret found in {leaks}"

@@ -107,11 +107,26 @@ class NodeRunes:
                     "rune": text,
                     "unique_id": uid,
                     "restrictions": [
-                        {"alternatives": [a.encode() for a in r.alternatives], "english": ""}
+                        {
+                            "alternatives": [
+                                {
+                                    "fieldname": a.field,
+                                    "value": a.value,
+                                    "condition": a.cond,
+                                    "english": a.encode(),
+                                }
+                                for a in r.alternatives
+                            ],
+                            "english": " OR ".join(a.encode() for a in r.alternatives),
+                        }
                         for r in rune.restrictions
                         if not r.alternatives[0].is_unique_id()
                     ],
-                    "restrictions_as_english": "",
+                    "restrictions_as_english": " AND ".join(
+                        " OR ".join(a.encode() for a in r.alternatives)
+                        for r in rune.restrictions
+                        if not r.alternatives[0].is_unique_id()
+                    ),
                 }
                 if uid not in self._stored:
                     row["stored"] = False

@@ -139,7 +139,12 @@ def apply_fee_changes(
         status, error = "applied", None
         try:
             if refused is not None:
-                raise refused
+                raise RuneRejected(
+                    refused.node,
+                    refused.method,
+                    "not attempted: the rune already refused this call in this run",
+                    refused.code,
+                )
             gw.call(
                 "setchannel",
                 {

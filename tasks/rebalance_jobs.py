@@ -147,7 +147,12 @@ def start_jobs(
     for proposal in proposals:
         try:
             if refused is not None:
-                raise refused
+                raise RuneRejected(
+                    refused.node,
+                    refused.method,
+                    "not attempted: the rune already refused this call in this run",
+                    refused.code,
+                )
             before = sling.totals(gw, proposal.dest_scid)
             with db.writer(warehouse_path, who="rebalance start") as con:
                 db.run(

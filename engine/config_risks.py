@@ -56,7 +56,18 @@ def config_warnings(settings: Settings, channel_capacities_sat: list[int]) -> li
             f"{budget.daily_budget_sat} sat a day can be spent on rebalancing fees"
         )
     for node in settings.nodes:
-        if not node.rpc_socket.exists():
+        if node.rest_url is not None:
+            if node.ca_cert is not None and not node.ca_cert.exists():
+                warnings.append(
+                    f"nodes[{node.name}].ca_cert={node.ca_cert} does not exist (copy the "
+                    f"node's clnrest ca.pem there)"
+                )
+            if node.rune is not None and node.rune_file is None:
+                warnings.append(
+                    f"nodes[{node.name}]: the rune is written in the config; move it to a "
+                    f"rune_file (mode 0600) or ${node.rune_env}"
+                )
+        elif node.rpc_socket is not None and not node.rpc_socket.exists():
             warnings.append(
                 f"nodes[{node.name}].rpc_socket={node.rpc_socket} does not exist (node down or "
                 f"path wrong)"

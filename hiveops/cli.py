@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=21)
     demo.add_argument("--workdir", type=Path, default=Path("demo-work"))
     demo.add_argument("--scenario", default="audit")
+    demo.add_argument(
+        "--rest-members",
+        type=int,
+        default=1,
+        help="how many members to reach over clnrest (HTTPS + rune) instead of their socket",
+    )
     demo.set_defaults(handler=_demo)
 
     run = sub.add_parser("run", help="run one loop once as a Prefect flow run")
@@ -126,9 +132,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from hiveops.approvecli import add_parser as add_approval_parser
     from hiveops.policycli import add_parser as add_policy_parser
+    from hiveops.runecli import add_parser as add_rune_parser
 
     add_policy_parser(sub)
     add_approval_parser(sub)
+    add_rune_parser(sub)
 
     sim = sub.add_parser("sim", help="the simulated CLN fleet")
     ssub = sim.add_subparsers(dest="sim_command")
@@ -139,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--seed", type=int)
     start.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s")
     start.add_argument("--manual", action="store_true", help="advance only via sim-control")
+    start.add_argument(
+        "--rest",
+        nargs="*",
+        metavar="MEMBER",
+        help="serve clnrest on loopback HTTPS; the written config reaches these members (all "
+        "when none is named) over REST with an act rune",
+    )
     start.set_defaults(handler=_sim_start)
     return p
 
@@ -175,6 +190,7 @@ def _sim_start(args: argparse.Namespace) -> int:
         seed=args.seed,
         speed=args.speed,
         manual=args.manual,
+        rest=args.rest,
     )
 
 
@@ -186,7 +202,12 @@ def _demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
     from hiveops.demo import run_demo
 
-    return run_demo(days=args.days, workdir=args.workdir, scenario=args.scenario)
+    return run_demo(
+        days=args.days,
+        workdir=args.workdir,
+        scenario=args.scenario,
+        rest_members=args.rest_members,
+    )
 
 
 if __name__ == "__main__":

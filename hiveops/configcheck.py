@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.config_risks import config_warnings
 from engine.rebalance.policy import contradictions
-from models.settings import load_settings
+from models.settings import ConfigError, NodeConfig, load_settings
 from warehouse import db
 
 
@@ -25,6 +25,8 @@ def check_config(config: Path | None) -> int:
         f"config {settings.config_path}: valid; {len(settings.nodes)} node(s), "
         f"warehouse {settings.warehouse_path}, dry_run={settings.dry_run}"
     )
+    for node in settings.nodes:
+        print(f"  {node_line(node)}")
     warnings = config_warnings(settings, capacities_sat) + _policy_warnings(settings.warehouse_path)
     for w in warnings:
         print(f"warning: {w}", file=sys.stdout)
@@ -78,3 +80,15 @@ def _policy_warnings(warehouse_path: Path) -> list[str]:
         print(f"note: rebalance policies not checked against {warehouse_path}: {exc}")
         return []
     return contradictions(policies, peers, requests)
+
+
+def node_line(node: NodeConfig) -> str:
+    """How a node is reached; a rune is shown masked, never its text."""
+    if node.rest_url is None:
+        return f"{node.name}: unix socket {node.rpc_socket}"
+    try:
+        rune = f"rune {node.load_rune()} from {node.rune_source()}"
+    except ConfigError as exc:
+        rune = f"NO RUNE: {exc}"
+    ca = f"ca_cert {node.ca_cert}" if node.ca_cert else "system CAs"
+    return f"{node.name}: clnrest {node.rest_url}, {ca}, {rune}"

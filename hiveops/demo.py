@@ -74,7 +74,9 @@ def _orchestration_toml() -> str:
     return f"\n[orchestration]\nloops = [{loops}]\n\n[orchestration.intervals_s]\n{intervals}\n"
 
 
-def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
+def run_demo(days: int, workdir: Path, scenario: str = "audit", rest_members: int = 1) -> int:
+    """`rest_members`: how many members (in config order) hiveops reaches over clnrest with an
+    act + advisor-exec rune instead of their unix socket: a mixed fleet by default."""
     from lnsim.simfleet import SimFleet
 
     workdir = workdir.resolve()
@@ -93,12 +95,16 @@ def run_demo(days: int, workdir: Path, scenario: str = "audit") -> int:
     steps = days * 24 * HOUR_S // step_s
     failures = 0
     with (
-        SimFleet(scenario, workdir=workdir / "sim") as fleet,
+        SimFleet(scenario, workdir=workdir / "sim", rest=rest_members > 0) as fleet,
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         # Flow and task runs log at INFO through their own handlers; the progress bar says enough.
         logging.getLogger("prefect").setLevel(logging.WARNING)
-        fleet.write_config(config, warehouse)
+        over_rest = list(fleet.node_ids)[:rest_members]
+        fleet.write_config(config, warehouse, rest_members=over_rest)
+        for name in fleet.node_ids:
+            where = fleet.rest_servers[name].url if name in over_rest else "unix socket"
+            print(f"  {name:<10} reached over {where}")
         with config.open("a") as f:
             f.write(_orchestration_toml())
         start_s = fleet.now

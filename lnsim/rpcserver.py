@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lnsim.simerrors import SimRpcError
 
@@ -32,6 +32,16 @@ class RawResult(str):
 
 
 @dataclass
+class Reply:
+    """What a call answers: a result (or a pre-serialised one), an error, a cut-off body, or
+    nothing at all (the connection drops)."""
+
+    kind: Literal["result", "raw", "error", "malformed", "drop"]
+    body: Any = None
+    fault: Fault | None = None
+
+
+@dataclass
 class Fault:
     error_rate: float = 0.0
     error_code: int = -5
@@ -43,6 +53,9 @@ class Fault:
     drop_optional: bool = False
     zero_balances: bool = False
     count: int | None = None  # apply to the next N calls only
+    # REST only: a proxy's HTML page instead of clnrest, or a body cut short mid-transfer.
+    html: bool = False
+    cut_body: bool = False
 
 
 class Faults:
@@ -189,43 +202,52 @@ class NodeServer:
                 },
             )
             return True
-        method, rid = str(request["method"]), request.get("id")
+        rid = request.get("id")
+        reply = self.dispatch(str(request["method"]), request.get("params", {}), request)
+        if reply.kind == "drop":
+            return False
+        if reply.kind == "malformed":
+            conn.sendall(
+                b'{"jsonrpc": "2.0", "id": '
+                + json.dumps(rid).encode()
+                + b', "result": {"truncated\n\n'
+            )
+        elif reply.kind == "raw":
+            self._send_raw(conn, rid, reply.body)
+        elif reply.kind == "error":
+            self._send(conn, {"jsonrpc": "2.0", "id": rid, "error": reply.body})
+        else:
+            self._send(conn, {"jsonrpc": "2.0", "id": rid, "result": reply.body})
+        return True
+
+    def dispatch(self, method: str, params: Any, request: dict[str, Any]) -> Reply:
+        """One call, faults applied: what both the socket and the REST server answer."""
         self.calls[method] += 1
         fault = self.faults.take(self.name, method)
+        reply = self._reply(method, params, request, fault)
+        reply.fault = fault
+        return reply
+
+    def _reply(
+        self, method: str, params: Any, request: dict[str, Any], fault: Fault | None
+    ) -> Reply:
         if fault:
             if fault.latency_s:
                 time.sleep(fault.latency_s)
-            if self._stop.is_set():
-                return False
-            if fault.disconnect:
-                return False
+            if self._stop.is_set() or fault.disconnect:
+                return Reply("drop")
             if fault.malformed:
-                conn.sendall(
-                    b'{"jsonrpc": "2.0", "id": '
-                    + json.dumps(rid).encode()
-                    + b', "result": {"truncated\n\n'
-                )
-                return True
+                return Reply("malformed")
             if fault.error_rate and self.faults.rng.random() < fault.error_rate:
-                self._send(
-                    conn,
-                    {
-                        "jsonrpc": "2.0",
-                        "id": rid,
-                        "error": {"code": fault.error_code, "message": fault.error_message},
-                    },
-                )
-                return True
+                return Reply("error", {"code": fault.error_code, "message": fault.error_message})
         try:
             handler = self.handlers.get(method)
             if handler is None:
                 raise SimRpcError(-32601, f"Unknown command '{method}'")
-            params = self._params(method, request.get("params", {}))
-            result = handler(params)
+            result = handler(self._params(method, params))
             if isinstance(result, RawResult):
                 if fault is None and "filter" not in request:
-                    self._send_raw(conn, rid, result)
-                    return True
+                    return Reply("raw", result)
                 result = result.parsed()
             if fault and fault.zero_balances and method == "listpeerchannels":
                 for ch in result["channels"]:
@@ -238,17 +260,11 @@ class NodeServer:
                 result = msat_strings(result)
             if "filter" in request:
                 result = apply_filter(result, request["filter"])
-            response = {"jsonrpc": "2.0", "id": rid, "result": result}
+            return Reply("result", result)
         except SimRpcError as exc:
-            response = {"jsonrpc": "2.0", "id": rid, "error": exc.to_json()}
+            return Reply("error", exc.to_json())
         except (TypeError, ValueError, KeyError) as exc:
-            response = {
-                "jsonrpc": "2.0",
-                "id": rid,
-                "error": {"code": -32602, "message": f"{method}: {exc}"},
-            }
-        self._send(conn, response)
-        return True
+            return Reply("error", {"code": -32602, "message": f"{method}: {exc}"})
 
     def _params(self, method: str, params: Any) -> dict[str, Any]:
         if isinstance(params, dict):

@@ -18,6 +18,7 @@ def sim_start(
     seed: int | None,
     speed: float,
     manual: bool,
+    rest: list[str] | None = None,
 ) -> int:
     stop = threading.Event()
 
@@ -26,16 +27,22 @@ def sim_start(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with SimFleet(scenario, workdir=workdir, seed=seed) as fleet:
+    with SimFleet(scenario, workdir=workdir, seed=seed, rest=rest is not None) as fleet:
         print(f"simulated fleet '{fleet.scenario.name}' at {fleet.workdir}")
         for name, path in fleet.socket_paths.items():
             print(f"  {name:<10} {fleet.node_ids[name]}  {path}")
+            if name in fleet.rest_servers:
+                server = fleet.rest_servers[name]
+                print(f"  {'':<10} clnrest {server.url}  CA {server.certs.ca}")
         print(
             f"  control    {fleet.control_path}  (sim-advance, sim-now, sim-stats, sim-fault, "
             f"sim-node-stop, sim-node-start)"
         )
         if write_config:
-            config = fleet.write_config(write_config, Path(write_config).parent / "hiveops.duckdb")
+            over_rest = (rest or list(fleet.node_ids)) if rest is not None else []
+            config = fleet.write_config(
+                write_config, Path(write_config).parent / "hiveops.duckdb", rest_members=over_rest
+            )
             print(f"config written to {config}")
         mode = (
             "manual clock (advance it through sim-control)"

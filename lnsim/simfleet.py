@@ -2,19 +2,25 @@
 
 Builds the network and market for a scenario, serves one lightningd-compatible socket per fleet
 member plus a control socket (`sim-control`) through which another process can drive the clock,
-inject faults and stop or start nodes.
+inject faults and stop or start nodes. With `rest=True` every member also serves clnrest on
+loopback HTTPS (its own CA, runes checked), and `write_config` can point members at it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from lnsim.restserver import RestServer
 from lnsim.rpcmethods import PARAMS_ORDER, NodeMethods
 from lnsim.rpcserver import Faults, NodeServer
 from lnsim.scenario_model import Scenario, load_scenario
 from lnsim.simmarket import Market
+from lnsim.simrunes import NodeRunes
+from lnsim.simtls import ensure_certs
 from lnsim.state import Channel
 from lnsim.topology import build_network
 
@@ -25,6 +31,7 @@ class SimFleet:
         scenario: str | Path | Scenario = "audit",
         workdir: Path | str = ".",
         seed: int | None = None,
+        rest: bool = False,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.workdir = Path(workdir).resolve()
@@ -36,11 +43,19 @@ class SimFleet:
         self.socket_paths = {name: self.workdir / name / "lightning-rpc" for name in self.node_ids}
         self.control_path = self.workdir / "sim-control"
         self.servers: dict[str, NodeServer] = {}
+        self.runes: dict[str, NodeRunes] = {}
+        self.rest_servers: dict[str, RestServer] = {}
         for name, pk in self.node_ids.items():
             methods = NodeMethods(self.market, pk, str(self.workdir / name), self.tick)
+            runes = NodeRunes.for_node(self.scenario.seed, name, lambda: self.net.now)
+            handlers = methods.handlers() | runes.handlers()
+            self.runes[name] = runes
             self.servers[name] = NodeServer(
-                name, self.socket_paths[name], methods.handlers(), self.faults, PARAMS_ORDER
+                name, self.socket_paths[name], handlers, self.faults, PARAMS_ORDER
             )
+            if rest:
+                certs = ensure_certs(self.workdir / name / "clnrest")
+                self.rest_servers[name] = RestServer(self.servers[name], runes, certs)
         self._control: NodeServer | None = None
         self._advance_lock = threading.Lock()
 
@@ -48,6 +63,8 @@ class SimFleet:
     def start(self) -> SimFleet:
         for server in self.servers.values():
             server.start()
+        for rest in self.rest_servers.values():
+            rest.start()
         self._control = NodeServer(
             "sim-control",
             self.control_path,
@@ -59,6 +76,8 @@ class SimFleet:
         return self
 
     def stop(self) -> None:
+        for rest in self.rest_servers.values():
+            rest.stop()
         for server in self.servers.values():
             server.stop()
         if self._control:
@@ -83,7 +102,9 @@ class SimFleet:
         return report
 
     def stop_node(self, name: str) -> None:
-        """The node vanishes: its socket goes away and its peers see it disconnected."""
+        """The node vanishes: its socket (and clnrest) go away, its peers see it disconnected."""
+        if name in self.rest_servers:
+            self.rest_servers[name].stop()
         self.servers[name].stop()
         with self.net.lock:
             self.market.set_node_online(self.node_ids[name], False)
@@ -92,6 +113,8 @@ class SimFleet:
         with self.net.lock:
             self.market.set_node_online(self.node_ids[name], True)
         self.servers[name].start()
+        if name in self.rest_servers:
+            self.rest_servers[name].start()
 
     def set_peer_online(self, peer_id: str, online: bool) -> None:
         """An external peer goes away (or comes back): HTLCs to it fail, sling sees it
@@ -139,17 +162,52 @@ class SimFleet:
     def call_count(self, name: str, method: str) -> int:
         return self.servers[name].calls[method]
 
-    def write_config(self, path: Path | str, warehouse_path: Path | str) -> Path:
+    def create_rune(
+        self, name: str, restrictions: list[list[str]] | str, *, base: str | None = None
+    ) -> str:
+        """What `lightning-cli createrune` on that member's host prints (its `rune`)."""
+        params: dict[str, Any] = {"restrictions": restrictions}
+        if base is not None:
+            params["rune"] = base
+        return str(self.runes[name].createrune(params)["rune"])
+
+    def write_rune_file(self, name: str, rune: str) -> Path:
+        path = self.workdir / name / "hiveops.rune"
+        path.write_text(rune + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def write_config(
+        self,
+        path: Path | str,
+        warehouse_path: Path | str,
+        *,
+        rest_members: Iterable[str] = (),
+        rune_mode: Literal["read", "act"] = "act",
+        advisor_exec: bool = True,
+    ) -> Path:
+        """A hiveops config; members in `rest_members` are reached over clnrest with a rune of
+        the given mode's restrictions (in a rune_file) and their CA pinned."""
+        from models.runes import restrictions
+
+        over_rest = set(rest_members)
+        missing = over_rest - set(self.rest_servers)
+        if missing:
+            raise ValueError(f"{sorted(missing)} serve no REST: start SimFleet(rest=True)")
         lines = [f'warehouse_path = "{Path(warehouse_path).resolve()}"', ""]
         for name, socket_path in self.socket_paths.items():
-            lines += [
-                "[[nodes]]",
-                f'name = "{name}"',
-                f'rpc_socket = "{socket_path}"',
-                "fleet_member = true",
-                f'node_id = "{self.node_ids[name]}"',
-                "",
-            ]
+            lines += ["[[nodes]]", f'name = "{name}"']
+            if name in over_rest:
+                rest = self.rest_servers[name]
+                rune = self.create_rune(name, restrictions(rune_mode, advisor_exec))
+                lines += [
+                    f'rest_url = "{rest.url}"',
+                    f'rune_file = "{self.write_rune_file(name, rune)}"',
+                    f'ca_cert = "{rest.certs.ca}"',
+                ]
+            else:
+                lines.append(f'rpc_socket = "{socket_path}"')
+            lines += ["fleet_member = true", f'node_id = "{self.node_ids[name]}"', ""]
         lines += [
             "[sim]",
             f'control_socket = "{self.control_path}"',

@@ -7,11 +7,22 @@ Environment variables override the file (`HIVEOPS_DRY_RUN=true`,
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.advisor import AdvisorConfig
@@ -30,11 +41,126 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+REST_SCHEMES = ("https", "http", "clnrest+https", "clnrest+http")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
 class NodeConfig(Section):
+    """One node, reached either on its unix socket (same host) or through clnrest (any host).
+
+    A REST node's rune comes from `rune_file`, else `$HIVEOPS_RUNE_<NAME>` (see `rune_env`),
+    else the `rune=` of a `clnrest+https://` connection URI; it is held as a SecretStr so no
+    repr, log line or dump shows it.
+    """
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    rpc_socket: Path
+    rpc_socket: Path | None = None
+    rest_url: str | None = None
+    rune_file: Path | None = None
+    rune: SecretStr | None = None
+    ca_cert: Path | None = None
     fleet_member: bool = True
     node_id: str | None = Field(default=None, pattern=r"^0[23][0-9a-f]{64}$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _connection_uri(cls, data: Any) -> Any:
+        """CLN's connection URI `clnrest+https://host:port?rune=...` is accepted as rest_url;
+        its rune moves to the secret field so rest_url itself is safe to print."""
+        if not isinstance(data, dict) or not isinstance(data.get("rest_url"), str):
+            return data
+        parts = urlsplit(data["rest_url"])
+        query = parse_qs(parts.query)
+        if "certs" in query:
+            raise ValueError(
+                "rest_url: the certs= part of a connection URI is not read; save the node's "
+                "ca.pem and set ca_cert to its path"
+            )
+        data = dict(data)
+        if "rune" in query:
+            if data.get("rune") or data.get("rune_file"):
+                raise ValueError("rest_url carries a rune= and rune/rune_file is set too: keep one")
+            data["rune"] = query["rune"][0]
+        scheme = parts.scheme.removeprefix("clnrest+")
+        data["rest_url"] = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        return data
+
+    @field_validator("rest_url")
+    @classmethod
+    def _rest_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(
+                f"rest_url {url!r} must look like https://HOST:PORT (clnrest's clnrest-host and "
+                "clnrest-port) or clnrest+https://HOST:PORT"
+            )
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"rest_url {url!r}: plain http would send the rune in clear over the network; "
+                "use https (clnrest-protocol=https, the default)"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"rest_url {url!r}: {exc}") from exc
+        return url
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> NodeConfig:
+        if (self.rpc_socket is None) == (self.rest_url is None):
+            raise ValueError(
+                f"node {self.name}: set exactly one of rpc_socket (lightningd on this host) or "
+                "rest_url (clnrest on any host)"
+            )
+        if self.rpc_socket is not None and (self.rune or self.rune_file or self.ca_cert):
+            raise ValueError(
+                f"node {self.name}: rune, rune_file and ca_cert are for rest_url nodes; a unix "
+                "socket needs none"
+            )
+        return self
+
+    @property
+    def transport(self) -> str:
+        return "rest" if self.rest_url is not None else "socket"
+
+    @property
+    def rune_env(self) -> str:
+        """The environment variable that may hold this node's rune."""
+        return "HIVEOPS_RUNE_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
+
+    def rune_source(self) -> str:
+        if self.rune_file is not None:
+            return f"rune_file {self.rune_file}"
+        if os.environ.get(self.rune_env):
+            return f"${self.rune_env}"
+        if self.rune is not None:
+            return "rune"
+        return "none"
+
+    def load_rune(self) -> SecretStr:
+        """The rune, read now (a rotated rune_file is picked up by the next loop run)."""
+        if self.rune_file is not None:
+            try:
+                text = self.rune_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"nodes[{self.name}].rune_file {self.rune_file}: cannot read it "
+                    f"({exc.strerror}); write the rune from `hiveops rune` there (mode 0600)"
+                ) from exc
+            if not text:
+                raise ConfigError(f"nodes[{self.name}].rune_file {self.rune_file} is empty")
+            return SecretStr(text)
+        env = os.environ.get(self.rune_env)
+        if env:
+            return SecretStr(env.strip())
+        if self.rune is not None:
+            return self.rune
+        raise ConfigError(
+            f"nodes[{self.name}] is reached over REST but has no rune: set rune_file, or "
+            f"${self.rune_env}; `hiveops rune --mode act` prints the command that makes one"
+        )
 
 
 class RpcConfig(Section):
@@ -204,7 +330,19 @@ def _resolve_relative(settings: Settings, base: Path) -> Settings:
     def absolute(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    nodes = [n.model_copy(update={"rpc_socket": absolute(n.rpc_socket)}) for n in settings.nodes]
+    def maybe(p: Path | None) -> Path | None:
+        return None if p is None else absolute(p)
+
+    nodes = [
+        n.model_copy(
+            update={
+                "rpc_socket": maybe(n.rpc_socket),
+                "rune_file": maybe(n.rune_file),
+                "ca_cert": maybe(n.ca_cert),
+            }
+        )
+        for n in settings.nodes
+    ]
     copy = settings.warehouse.read_copy_path
     warehouse = settings.warehouse.model_copy(
         update={"read_copy_path": absolute(copy) if copy else None}
@@ -240,6 +378,12 @@ def format_validation_error(exc: ValidationError, source: Path, text: str = "") 
         value = err.get("input")
         line = line_of(positions, loc)
         where = f"{source}:{line}: " if line else ""
+        if (
+            "rune" in key
+            or (isinstance(value, dict) and "rune" in value)
+            or (isinstance(value, str) and "rune=" in value)
+        ):
+            value = "(hidden: holds a rune)"
         if err["type"] == "extra_forbidden":
             lines.append(
                 f"  {where}{key}: unknown key (typo?); remove it or check the README's keys"

@@ -17,7 +17,7 @@ from engine.fees.reconcile import reconcile
 from models.cln import PeerChannel, field_filter
 from models.fees import DEFAULT_TUNING, FeeDecision, FeePolicy
 from models.settings import NodeConfig, RpcConfig
-from tasks.gateway import NodeError, NodeGateway, NodeUnreachable
+from tasks.gateway import NodeError, NodeGateway, NodeUnreachable, RuneRejected
 from warehouse import db
 
 log = logging.getLogger("hiveops.fees")
@@ -203,9 +203,17 @@ def apply_fee_changes(
     gw = NodeGateway(node, rpc)
     to_apply = [d for d in decisions if d.apply]
     results: dict[str, str] = {}
+    refused: RuneRejected | None = None  # the rune forbids setchannel: no further calls
     for decision, change_id in zip(to_apply, change_ids, strict=True):
         status, error = "applied", None
         try:
+            if refused is not None:
+                raise RuneRejected(
+                    refused.node,
+                    refused.method,
+                    "not attempted: the rune already refused this call in this run",
+                    refused.code,
+                )
             gw.call(
                 "setchannel",
                 {
@@ -219,6 +227,7 @@ def apply_fee_changes(
             status, error = "pending", f"outcome unknown, the next run reconciles it: {exc}"
         except NodeError as exc:
             status, error = "failed", str(exc)
+            refused = exc if isinstance(exc, RuneRejected) else refused
         with db.writer(warehouse_path, who="fees apply") as con:
             db.run(con, "fees.finish_change", status=status, error=error, change_id=change_id)
         results[decision.scid] = status if error is None else f"{status}: {error}"

@@ -26,7 +26,7 @@ from models.rebalance import (
 )
 from models.settings import NodeConfig, RpcConfig
 from tasks import sling
-from tasks.gateway import NodeError, NodeGateway, NodeUnreachable
+from tasks.gateway import NodeError, NodeGateway, NodeUnreachable, RuneRejected
 from warehouse import db
 
 
@@ -143,8 +143,16 @@ def start_jobs(
     """sling-once per proposal; the stats baseline is stored before the job is started."""
     gw = NodeGateway(node, rpc)
     results: dict[str, str] = {}
+    refused: RuneRejected | None = None  # the rune forbids sling: no further calls
     for proposal in proposals:
         try:
+            if refused is not None:
+                raise RuneRejected(
+                    refused.node,
+                    refused.method,
+                    "not attempted: the rune already refused this call in this run",
+                    refused.code,
+                )
             before = sling.totals(gw, proposal.dest_scid)
             with db.writer(warehouse_path, who="rebalance start") as con:
                 db.run(
@@ -166,6 +174,7 @@ def start_jobs(
         except NodeError as exc:
             _fail_start(warehouse_path, proposal, str(exc), now)
             results[proposal.dest_scid] = f"failed: {exc}"
+            refused = exc if isinstance(exc, RuneRejected) else refused
     return results
 
 

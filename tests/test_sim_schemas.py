@@ -186,3 +186,17 @@ def test_unknown_method_and_bad_params_use_clns_codes(rpc: LightningRpc) -> None
         rpc.call("no-such-method")
     with pytest.raises(Exception, match="-32602"):
         rpc.call("feerates", {"style": "perfoo"})
+
+
+def test_rune_methods_match_the_schema(rpc: LightningRpc) -> None:
+    created = rpc.call("createrune", {"restrictions": [["method=getinfo", "method^list"]]})
+    check("createrune", created)
+    narrowed = rpc.call("createrune", {"rune": created["rune"], "restrictions": "readonly"})
+    check("createrune", narrowed)
+    assert narrowed["unique_id"] == created["unique_id"]
+    check("checkrune", rpc.call("checkrune", {"rune": created["rune"], "method": "getinfo"}))
+    check("showrunes", rpc.call("showrunes", {}))
+    check("showrunes", rpc.call("showrunes", {"rune": narrowed["rune"]}))
+    with pytest.raises(RpcError) as err:
+        rpc.call("checkrune", {"rune": created["rune"], "method": "setchannel"})
+    assert err.value.error["code"] == 1502

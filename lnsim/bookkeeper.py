@@ -299,7 +299,8 @@ def _income_of(e: AccountEvent) -> list[dict[str, Any]]:
         return [_row(e, "routed", e.fees_msat, 0)] if e.debit_msat else []
     if e.tag == "invoice":
         if e.is_rebalance:
-            return [_row(e, "rebalance_fee", 0, e.fees_msat)] if e.debit_msat else []
+            # both legs are dropped; the fee is reported when there is one
+            return [_row(e, "rebalance_fee", 0, e.fees_msat)] if e.fees_msat else []
         if e.debit_msat:
             rows = [_row(e, "invoice", e.credit_msat, e.debit_msat - e.fees_msat)]
             if e.fees_msat:

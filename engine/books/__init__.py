@@ -1,0 +1,1 @@
+"""The node's own books: bookkeeper rows, reconciliation verdicts, action outcomes (pure)."""

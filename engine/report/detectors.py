@@ -170,7 +170,7 @@ def run_detector(detector: Detector, inputs: AuditInputs, config: ReportConfig) 
         )
     try:
         return detector.run(inputs, config)
-    except Exception as exc:  # a broken detector must not hide the other thirteen
+    except Exception as exc:  # a broken detector must not hide the others
         return Finding(
             detector=detector.name,
             ok=False,

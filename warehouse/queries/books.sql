@@ -164,3 +164,18 @@ FROM action_outcomes GROUP BY ALL ORDER BY action_type, status;
 
 -- name: count_external
 SELECT count(*) AS n FROM external_changes WHERE node_id = $node_id;
+
+-- name: demo_ledger
+-- The fleet's P&L from bookkeeper over the run, and how the reconciliation went.
+SELECT coalesce(sum(routed_msat), 0)::BIGINT AS routed_msat,
+       coalesce(sum(rebalance_fee_msat), 0)::BIGINT AS rebalance_fee_msat,
+       coalesce(sum(onchain_fee_msat), 0)::BIGINT AS onchain_fee_msat,
+       coalesce(sum(invoice_fee_msat + other_msat + lease_fee_msat + pushed_msat), 0)::BIGINT
+           AS other_msat,
+       coalesce(sum(net_msat), 0)::BIGINT AS net_msat,
+       (SELECT count(*) FROM ledger_reconciliation) AS node_days,
+       (SELECT count(*) FROM ledger_reconciliation WHERE routed_diff_msat <> 0) AS routed_mismatch,
+       (SELECT count(*) FROM ledger_reconciliation
+        WHERE abs(rebalance_diff_msat) > rebalance_tolerance_msat) AS rebalance_mismatch,
+       (SELECT count(*) FROM external_changes) AS external_changes
+FROM ledger_daily;

@@ -19,15 +19,15 @@ from models.settings import load_settings
 from warehouse import db
 
 DAY_S = 86_400
-STEP_DAYS = 5
+STEP_DAYS = 10
 MONTH_DAYS = 30
 
 
 @pytest.fixture(scope="module")
 def month(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):  # type: ignore[no-untyped-def]
-    """30 simulated days: collect every 5 days, rebalance every 10 (the audited, gate-less setup,
-    so the audit scenario rebalances at all), one fee and one max-HTLC set by hand. Coarse
-    cadences keep it to a few dozen flow runs; the books do not depend on the cadence."""
+    """30 simulated days: collect and rebalance every 10 days (the audited, gate-less setup, so
+    the audit scenario rebalances at all), one fee and one max-HTLC set by hand. Coarse cadences
+    keep it to a dozen flow runs; the books do not depend on the cadence."""
     from lnsim.simfleet import SimFleet
 
     tmp = tmp_path_factory.mktemp("books")
@@ -41,11 +41,10 @@ def month(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):  # t
         collect(config_path=str(config), now=fleet.now)
         for step in range(MONTH_DAYS // STEP_DAYS):
             fleet.advance(STEP_DAYS * DAY_S)
-            if step == 2:  # an operator's `lightning-cli setchannel`, between two collects
+            if step == 1:  # an operator's `lightning-cli setchannel`, between two collects
                 rpc.setchannel(hand, feebase=0, feeppm=777, htlcmax=400_000_000)
             collect(config_path=str(config), now=fleet.now)
-            if step % 2 == 0:
-                rebalance(config_path=str(config), now=fleet.now)
+            rebalance(config_path=str(config), now=fleet.now)
         fleet.advance(DAY_S)
         collect(config_path=str(config), now=fleet.now)
         rebalance(config_path=str(config), now=fleet.now)  # reconciles the last attempts

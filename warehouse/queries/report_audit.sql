@@ -167,22 +167,41 @@ QUALIFY row_number() OVER (PARTITION BY node_id ORDER BY measured_at DESC) = 1
 ORDER BY name;
 
 -- name: pnl_daily
--- Revenue (settled forward fees) and on-chain costs per node per day; rebalance fees come from
+-- Revenue and on-chain costs per node per day from bookkeeper (the ledger) for nodes that have
+-- it, from settled forwards and onchain_costs for those that do not; rebalance fees come from
 -- rebalance_costs.
-WITH rev AS (
+WITH booked AS (
+    SELECT DISTINCT node_id FROM bkpr_income
+), rev AS (
     SELECT node_id, CAST(resolved_at AS DATE) AS day, sum(fee_msat)::BIGINT AS revenue_msat,
            count(*)::BIGINT AS forwards
     FROM forwards WHERE status = 'settled' AND resolved_at <= $now GROUP BY ALL
 ), chain AS (
     SELECT node_id, CAST(occurred_at AS DATE) AS day, sum(amount_msat)::BIGINT AS onchain_cost_msat
-    FROM onchain_costs WHERE occurred_at <= $now GROUP BY ALL
+    FROM onchain_costs WHERE occurred_at <= $now
+      AND node_id NOT IN (SELECT node_id FROM booked)
+    GROUP BY ALL
+), ledger AS (
+    SELECT node_id, CAST(occurred_at AS DATE) AS day,
+           sum(credit_msat - debit_msat) FILTER (WHERE tag = 'routed')::BIGINT AS routed_msat,
+           sum(debit_msat - credit_msat) FILTER (WHERE tag = 'onchain_fee')::BIGINT
+               AS onchain_cost_msat
+    FROM bkpr_income WHERE occurred_at <= $now AND tag IN ('routed', 'onchain_fee')
+    GROUP BY ALL
+), merged AS (
+    SELECT node_id, day,
+           CASE WHEN node_id IN (SELECT node_id FROM booked) THEN coalesce(l.routed_msat, 0)
+                ELSE coalesce(r.revenue_msat, 0) END AS revenue_msat,
+           coalesce(r.forwards, 0) AS forwards,
+           coalesce(l.onchain_cost_msat, c.onchain_cost_msat, 0) AS onchain_cost_msat
+    FROM rev r
+    FULL OUTER JOIN ledger l USING (node_id, day)
+    FULL OUTER JOIN chain c USING (node_id, day)
 )
 SELECT coalesce(n.name, node_id) AS node_name, node_id, day,
-       coalesce(r.revenue_msat, 0)::BIGINT AS revenue_msat,
-       coalesce(r.forwards, 0)::BIGINT AS forwards,
-       coalesce(c.onchain_cost_msat, 0)::BIGINT AS onchain_cost_msat
-FROM rev r
-FULL OUTER JOIN chain c USING (node_id, day)
+       revenue_msat::BIGINT AS revenue_msat, forwards::BIGINT AS forwards,
+       onchain_cost_msat::BIGINT AS onchain_cost_msat
+FROM merged m
 LEFT JOIN nodes n USING (node_id)
 ORDER BY day, node_name;
 

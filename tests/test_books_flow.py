@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pyln.client import LightningRpc
 
+from engine.fees.inputs import build_fee_history
 from flows.collect import collect
+from flows.outcomes import outcomes
 from flows.rebalance import rebalance
 from flows.report import report
 from models.settings import load_settings
+from tasks.advisor import execute_decision
 from warehouse import db
 
 DAY_S = 86_400
@@ -37,7 +40,14 @@ def month(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):  # t
         with config.open("a") as f:
             f.write("\n[rebalance]\nev_gate = false\n")
         rpc = LightningRpc(str(fleet.socket_paths["nexus-02"]))
-        hand = rpc.listpeerchannels()["channels"][0]["short_channel_id"]
+        fleet_ids = set(fleet.node_ids.values())
+        hand = next(
+            c["short_channel_id"]
+            for c in rpc.listpeerchannels()["channels"]
+            if c["peer_id"] not in fleet_ids
+        )
+        collect(config_path=str(config), now=fleet.now)
+        opened, closed = _approved_open_and_close(fleet, config)
         collect(config_path=str(config), now=fleet.now)
         for step in range(MONTH_DAYS // STEP_DAYS):
             fleet.advance(STEP_DAYS * DAY_S)
@@ -48,7 +58,61 @@ def month(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):  # t
         fleet.advance(DAY_S)
         collect(config_path=str(config), now=fleet.now)
         rebalance(config_path=str(config), now=fleet.now)  # reconciles the last attempts
-        yield fleet, config, rpc, hand
+        outcomes(config_path=str(config), now=fleet.now)
+        yield fleet, config, rpc, hand, (opened, closed)
+
+
+def _approved_open_and_close(fleet, config: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """An operator-approved open (nexus-02 to a graph node) and close (one of nexus-01's idle
+    channels), carried out by the advisor's own execute task against the simulator."""
+    settings = load_settings(config)
+    at = datetime.fromtimestamp(fleet.now, tz=UTC)
+    n02, n01 = fleet.node_ids["nexus-02"], fleet.node_ids["nexus-01"]
+    peers = {
+        c["peer_id"]
+        for c in LightningRpc(str(fleet.socket_paths["nexus-02"])).listpeerchannels()["channels"]
+    }
+    target = next(
+        pk for pk, n in sorted(fleet.net.nodes.items()) if not n.is_fleet and pk not in peers
+    )
+    idle = next(
+        c
+        for c in LightningRpc(str(fleet.socket_paths["nexus-01"])).listpeerchannels()["channels"]
+        if c["peer_id"] not in set(fleet.node_ids.values())
+    )
+    decisions = [
+        (
+            "open-0001",
+            n02,
+            "channel_open",
+            target,
+            "fundchannel",
+            {"peer_id": target, "amount_sat": 1_000_000},
+        ),
+        (
+            "close-0001",
+            n01,
+            "channel_close",
+            idle["short_channel_id"],
+            "close",
+            {"scid": idle["short_channel_id"], "peer_id": idle["peer_id"]},
+        ),
+    ]
+    with db.writer(settings.warehouse_path) as con:
+        for decision_id, node_id, kind, target_, action, params in decisions:
+            con.execute(
+                "insert into advisor_decisions (decision_id, run_id, decided_at, node_id,"
+                " opportunity_type, target, action, action_params, owner_loop, snapshot_metrics,"
+                " raw_estimate_msat, predicted_benefit_msat, confidence, calibration_factor,"
+                " benefit_reason, mode, state, answered_at, answered_by)"
+                " values (?, 'test', ?, ?, ?, ?, ?, ?, 'advisor', '{}', 1000000, 500000, 0.5,"
+                " 0.5, 'constructed', 'approval', 'approved', ?, 'test')",
+                [decision_id, at, node_id, kind, target_, action, json.dumps(params), at],
+            )
+    names = {name: fleet.node_ids[name] for name in fleet.socket_paths}
+    for decision_id, *_ in decisions:
+        execute_decision(settings.warehouse_path, settings, decision_id, names, at)
+    return "open-0001", "close-0001"
 
 
 def rows(config: Path, query: str, *params: object) -> list[tuple]:
@@ -61,7 +125,7 @@ def day_of(ts: int) -> str:
 
 
 def test_ledger_matches_bookkeeper_to_the_msat(month) -> None:  # type: ignore[no-untyped-def]
-    fleet, config, rpc, _ = month
+    fleet, config, rpc, _, _ = month
     for name, socket in fleet.socket_paths.items():
         node_id = fleet.node_ids[name]
         books = LightningRpc(str(socket)).call("bkpr-listincome")["income_events"]
@@ -99,7 +163,7 @@ def test_ledger_matches_bookkeeper_to_the_msat(month) -> None:  # type: ignore[n
 
 
 def test_reconciliation_passes_then_an_injected_gap_fires_with_both_numbers(month) -> None:  # type: ignore[no-untyped-def]
-    fleet, config, _, _ = month
+    fleet, config, _, _, _ = month
     settings = load_settings(config)
     report(config_path=str(config), now=fleet.now)
     finding = _finding(settings.warehouse_path, "books_mismatch")
@@ -135,7 +199,7 @@ def test_reconciliation_passes_then_an_injected_gap_fires_with_both_numbers(mont
 
 
 def test_a_hand_set_fee_is_an_external_change_the_fee_learner_sees(month) -> None:  # type: ignore[no-untyped-def]
-    fleet, config, _, hand = month
+    fleet, config, _, hand, _ = month
     node_id = fleet.node_ids["nexus-02"]
     found = rows(
         config,
@@ -152,6 +216,15 @@ def test_a_hand_set_fee_is_an_external_change_the_fee_learner_sees(month) -> Non
         changes = db.fetch_frame(con, "fees.changes", node_id=node_id)
     external = changes.filter(changes["reason"] == "external")
     assert external["scid"].to_list() == [hand] and external["new_ppm"].to_list() == [777]
+    # the fee learner's history of that channel has 777 ppm as a level in force since then
+    now = datetime.fromtimestamp(fleet.now, tz=UTC)
+    with db.reader(load_settings(config).warehouse_path) as con:
+        forwards = db.fetch_frame(
+            con, "fees.forwards", node_id=node_id, since=now - timedelta(days=30)
+        )
+    history = build_fee_history(hand, forwards, changes, now=now, current_fee_ppm=777)
+    assert 777 in {level.fee_ppm for level in history.levels}
+    assert next(lv for lv in history.levels if lv.fee_ppm == 777).hours >= 10 * 24
     settings = load_settings(config)
     report(config_path=str(config), now=fleet.now + 2)
     finding = _finding(settings.warehouse_path, "external_changes")
@@ -175,3 +248,27 @@ def _finding(warehouse: Path, detector: str) -> dict:
         "evidence": json.loads(row[3]) if isinstance(row[3], str) else row[3],
         "measurable": row[0] != "not_measurable",
     }
+
+
+def test_an_executed_open_and_close_get_outcome_rows_at_7_and_30_days(month) -> None:  # type: ignore[no-untyped-def]
+    _, config, _, _, (opened, closed) = month
+    found = {
+        (r[0], r[1], r[2]): r[3:]
+        for r in rows(
+            config,
+            "select action_type, action_id, horizon_days, status, revenue_msat, cost_msat,"
+            " freed_capital_msat, lost_revenue_msat, actual_benefit_msat, detail"
+            " from action_outcomes",
+        )
+    }
+    for horizon in (7, 30):
+        status, _, cost, *_ = found[("channel_open", opened, horizon)]
+        assert status == "measured" and cost > 0  # its funding fee, booked on the channel
+        assert found[("channel_close", closed, horizon)][0] == "measured"
+    _, _, close_fee, freed, lost, benefit, detail = found[("channel_close", closed, 30)]
+    assert close_fee > 0 and freed > 0 and "freed" in detail
+    # the idle channel routed nothing before its close: closing it lost nothing and cost its fee
+    assert lost == 0 and benefit == -close_fee
+    # the advisor's calibration now covers opens and closes
+    types = {r[0] for r in rows(config, "select opportunity_type from advisor_calibration")}
+    assert {"channel_open", "channel_close"} <= types

@@ -13,7 +13,11 @@ DELETE FROM bkpr_income WHERE node_id = $node_id AND occurred_at > to_timestamp(
 INSERT INTO bkpr_income BY NAME SELECT * FROM staged;
 
 -- name: insert_accounts
-INSERT OR IGNORE INTO bkpr_accounts BY NAME SELECT * FROM staged;
+-- CLN lists a channel without a short_channel_id until it locks in: fill it in when it appears.
+INSERT INTO bkpr_accounts BY NAME SELECT * FROM staged
+ON CONFLICT (node_id, account) DO UPDATE SET
+    scid = coalesce(excluded.scid, bkpr_accounts.scid),
+    peer_id = coalesce(excluded.peer_id, bkpr_accounts.peer_id);
 
 -- name: insert_channel_apy
 INSERT OR IGNORE INTO bkpr_channel_apy BY NAME SELECT * FROM staged;

@@ -48,10 +48,9 @@ def month(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):  # t
         )
         collect(config_path=str(config), now=fleet.now)
         opened, closed = _approved_open_and_close(fleet, config)
-        collect(config_path=str(config), now=fleet.now)
         for step in range(MONTH_DAYS // STEP_DAYS):
             fleet.advance(STEP_DAYS * DAY_S)
-            if step == 1:  # an operator's `lightning-cli setchannel`, between two collects
+            if step == 2:  # an operator's `lightning-cli setchannel`, between two collects
                 rpc.setchannel(hand, feebase=0, feeppm=777, htlcmax=400_000_000)
             collect(config_path=str(config), now=fleet.now)
             rebalance(config_path=str(config), now=fleet.now)
@@ -59,6 +58,7 @@ def month(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):  # t
         collect(config_path=str(config), now=fleet.now)
         rebalance(config_path=str(config), now=fleet.now)  # reconciles the last attempts
         outcomes(config_path=str(config), now=fleet.now)
+        report(config_path=str(config), now=fleet.now)
         yield fleet, config, rpc, hand, (opened, closed)
 
 
@@ -165,8 +165,7 @@ def test_ledger_matches_bookkeeper_to_the_msat(month) -> None:  # type: ignore[n
 def test_reconciliation_passes_then_an_injected_gap_fires_with_both_numbers(month) -> None:  # type: ignore[no-untyped-def]
     fleet, config, _, _, _ = month
     settings = load_settings(config)
-    report(config_path=str(config), now=fleet.now)
-    finding = _finding(settings.warehouse_path, "books_mismatch")
+    finding = _finding(settings.warehouse_path, "books_mismatch", fleet.now)
     assert finding["ok"], finding
     assert "reconciled" in finding["summary"]
 
@@ -190,7 +189,7 @@ def test_reconciliation_passes_then_an_injected_gap_fires_with_both_numbers(mont
         ).fetchone()
     assert bkpr_routed - forwards_fee == lost[1]
     report(config_path=str(config), now=fleet.now + 1)
-    finding = _finding(settings.warehouse_path, "books_mismatch")
+    finding = _finding(settings.warehouse_path, "books_mismatch", fleet.now + 1)
     assert not finding["ok"] and finding["severity"] == "warning"
     assert (
         f"forwards {forwards_fee} msat vs bookkeeper routed {bkpr_routed} msat"
@@ -224,21 +223,22 @@ def test_a_hand_set_fee_is_an_external_change_the_fee_learner_sees(month) -> Non
         )
     history = build_fee_history(hand, forwards, changes, now=now, current_fee_ppm=777)
     assert 777 in {level.fee_ppm for level in history.levels}
-    assert next(lv for lv in history.levels if lv.fee_ppm == 777).hours >= 10 * 24
+    assert next(lv for lv in history.levels if lv.fee_ppm == 777).hours == 24  # day 30 to 31
     settings = load_settings(config)
-    report(config_path=str(config), now=fleet.now + 2)
-    finding = _finding(settings.warehouse_path, "external_changes")
-    assert not finding["ok"] or "no fee" in finding["summary"]  # within the report's window?
-    returns = _finding(settings.warehouse_path, "losing_channels")
+    finding = _finding(settings.warehouse_path, "external_changes", fleet.now)
+    assert not finding["ok"] and finding["severity"] == "info"
+    assert f"{hand} fee_ppm" in finding["summary"] and "-> 777" in finding["summary"]
+    returns = _finding(settings.warehouse_path, "losing_channels", fleet.now)
     assert returns["measurable"], returns
 
 
-def _finding(warehouse: Path, detector: str) -> dict:
+def _finding(warehouse: Path, detector: str, at: float) -> dict:
+    """The detector's verdict in the report generated at `at` (simulated unix time)."""
     with db.reader(warehouse) as con:
         row = con.execute(
             "select status, severity, summary, evidence from report_findings"
-            " where detector = ? order by generated_at desc limit 1",
-            [detector],
+            " where detector = ? and generated_at = to_timestamp(?)",
+            [detector, at],
         ).fetchone()
     assert row is not None, detector
     return {

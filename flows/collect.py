@@ -1,4 +1,5 @@
-"""collect: snapshot every node, sync its forwards, competitor fees and on-chain costs."""
+"""collect: snapshot every node, sync its forwards, competitor fees, on-chain costs and
+bookkeeper's books, and record fee changes hiveops did not make."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from flows.common import LoopFailed, current_run_id, loop_settings, resolve_now
 from flows.hooks import LOOP_HOOKS
+from tasks.books import collect_books, detect_external_changes
 from tasks.collect import (
     check_snapshot,
     collect_costs,
@@ -74,7 +76,10 @@ def collect(config_path: str | None = None, now: datetime | float | None = None)
                 sync_forwards(wh, node, rpc, state.info.id, lock_s, return_state=True),
                 collect_peer_fees(wh, node, rpc, state, our_ids, lock_s, return_state=True),
                 collect_costs(wh, node, rpc, state.info.id, lock_s, return_state=True),
+                collect_books(wh, node, rpc, state, lock_s, return_state=True),
             ]
+            if not guard.is_failed():
+                steps.append(detect_external_changes(wh, state.info.id, lock_s, return_state=True))
             for step in steps:
                 if step.is_completed():
                     rows += step.result()

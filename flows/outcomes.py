@@ -1,4 +1,5 @@
-"""outcomes: what each fee change and each finished rebalance really earned vs. its prediction."""
+"""outcomes: what each fee change, finished rebalance, channel open and close and external change
+really earned vs. its prediction."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prefect import flow
 
 from flows.common import start_loop
 from flows.hooks import LOOP_HOOKS
+from tasks.books_outcomes import measure_action_outcomes
 from tasks.ledger import heartbeat_start
 from tasks.outcomes import measure_fee_outcomes
 from tasks.rebalance_outcomes import measure_rebalance_outcomes
@@ -28,8 +30,17 @@ def outcomes(config_path: str | None = None, now: datetime | float | None = None
             error = run.never_collected(node)
         else:
             errors = []
-            for measure in (measure_fee_outcomes, measure_rebalance_outcomes):
-                state = measure(wh, node_id, at, return_state=True)
+            horizon_days = run.settings.advisor.open_horizon_days
+            states = [
+                measure_fee_outcomes(wh, node_id, at, return_state=True),
+                measure_rebalance_outcomes(wh, node_id, at, return_state=True),
+                measure_action_outcomes(wh, node_id, at, horizon_days, return_state=True),
+            ]
+            for measure, state in zip(
+                (measure_fee_outcomes, measure_rebalance_outcomes, measure_action_outcomes),
+                states,
+                strict=True,
+            ):
                 if state.is_failed():
                     errors.append(f"{measure.name}: {state.result(raise_on_failure=False)}")
                 else:

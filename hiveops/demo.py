@@ -150,12 +150,21 @@ def _summary(warehouse: Path, config: Path, sim_forwards: dict[str, int], wall_s
         assistance = db.fetch_all(con, "fleet.report_assistance")
         latest_report = db.fetch_one(con, "report_audit.latest_run")
         advice = db.fetch_all(con, "advisor.summary")
+        books = db.fetch_one(con, "books.demo_ledger")
     print(f"finished in {wall_s:.0f} s wall")
     net_sat = (pnl["revenue_msat"] - pnl["rebalance_fees_msat"] - pnl["onchain_msat"]) // 1000
     print(
         f"P&L (fleet): routing {pnl['revenue_msat'] // 1000} sat - rebalancing "
         f"{pnl['rebalance_fees_msat'] // 1000} sat - on-chain {pnl['onchain_msat'] // 1000} sat "
         f"= {net_sat:+} sat   (the audited fleet: {AUDIT_NET_SAT:+} sat in 3 weeks)"
+    )
+    print(
+        f"P&L (bookkeeper, the ledger): routed {books['routed_msat'] // 1000} sat - rebalance "
+        f"fees {books['rebalance_fee_msat'] // 1000} sat - on-chain "
+        f"{books['onchain_fee_msat'] // 1000} sat = {books['net_msat'] // 1000:+} sat; "
+        f"reconciled {books['node_days']} node-days: {books['routed_mismatch']} routed and "
+        f"{books['rebalance_mismatch']} rebalance mismatches; "
+        f"{books['external_changes']} external fee changes"
     )
     for row in revenue:
         print(

@@ -13,9 +13,10 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from lnsim.bookkeeper import payment_id
 from lnsim.pathfind import Graph, Hop
 from lnsim.scenario_model import Scenario
-from lnsim.state import Channel, Forward, IncomeEvent, Network
+from lnsim.state import Channel, Forward, Network
 
 TEMPORARY_CHANNEL_FAILURE = 0x1007
 
@@ -134,16 +135,16 @@ class Payments:
                 if stats_out:
                     stats_out.out_payments_fulfilled += 1
                     stats_out.out_fulfilled_msat += out_msat
-                if fee:
-                    fleet.income.append(
-                        IncomeEvent(
-                            account=in_channel.channel_id,
-                            tag="routed",
-                            credit_msat=fee,
-                            debit_msat=0,
-                            timestamp=int(at),
-                        )
-                    )
+                # bookkeeper books the settlement (also a 0-fee one) when it resolves
+                assert forward.resolved_time is not None
+                fleet.books.routed(
+                    in_channel.channel_id,
+                    out_channel.channel_id,
+                    in_msat,
+                    out_msat,
+                    int(forward.resolved_time),
+                    payment_id(node.pubkey, forward.created_index),
+                )
             fleet.forwards.append(forward)
 
     @staticmethod

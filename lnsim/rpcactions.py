@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lnsim.bkpr_apy import channels_apy
 from lnsim.simerrors import INVALID_PARAMS, SimRpcError
 from lnsim.simmarket import Market
 from lnsim.state import Network, Node
@@ -151,24 +152,30 @@ class ActionMethods:
         return {"closedchannels": out}
 
     def listincome(self, p: dict[str, Any]) -> dict[str, Any]:
-        start, end = int(p.get("start_time", 0) or 0), p.get("end_time")
-        events = []
-        for e in self.node.fleet.income:
-            if e.timestamp < start or (end is not None and e.timestamp > int(end)):
-                continue
-            ev: dict[str, Any] = {
-                "account": e.account,
-                "tag": e.tag,
-                "credit_msat": e.credit_msat,
-                "debit_msat": e.debit_msat,
-                "currency": "bc",
-                "timestamp": e.timestamp,
-            }
-            for key in ("description", "outpoint", "txid", "payment_id"):
-                if getattr(e, key):
-                    ev[key] = getattr(e, key)
-            events.append(ev)
+        end = p.get("end_time")
+        consolidate = p.get("consolidate_fees", True)
+        events = self.node.fleet.books.income(
+            int(p.get("start_time", 0) or 0),
+            None if end is None else int(end),
+            consolidate_fees=consolidate is not False,
+        )
         return {"income_events": events}
+
+    def listaccountevents(self, p: dict[str, Any]) -> dict[str, Any]:
+        books = self.node.fleet.books
+        return {"events": books.account_events(p.get("account"), p.get("payment_id"))}
+
+    def channelsapy(self, p: dict[str, Any]) -> dict[str, Any]:
+        end = p.get("end_time")
+        books = self.node.fleet.books
+        rows = channels_apy(
+            books,
+            int(p.get("start_time", 0) or 0),
+            None if end is None else int(end),
+            self.net.blockheight,
+            {c.channel_id: c.capacity_msat for c in self.net.channels.values()},
+        )
+        return {"channels_apy": rows}
 
     def listconfigs(self, p: dict[str, Any]) -> dict[str, Any]:
         configs = {

@@ -19,7 +19,7 @@ from lnsim.payments import AdvanceReport, Payments
 from lnsim.scenario_model import CompetitorSpec, Scenario
 from lnsim.simerrors import FUND_CANNOT_AFFORD, LIGHTNINGD, SimRpcError
 from lnsim.slingsim import Sling
-from lnsim.state import Channel, ChannelStats, Forward, IncomeEvent, Network, Policy, Utxo
+from lnsim.state import Channel, ChannelStats, Forward, Network, Policy, Utxo
 
 LOCKIN_BLOCKS = 6
 
@@ -240,6 +240,9 @@ class Market:
             )
         change = available - need
         txid = hashlib.sha256(f"fund:{node_pk}:{peer_pk}:{self.net.now}".encode()).hexdigest()
+        spent = [
+            (f"{u.txid}:{u.output}", u.amount_msat) for u in fleet.utxos if u.status == "confirmed"
+        ]
         fleet.utxos = (
             [Utxo(txid=txid, output=1, amount_msat=change, blockheight=self.net.blockheight)]
             if change
@@ -275,16 +278,15 @@ class Market:
         self.net.channels[scid] = channel
         node.channels.append(scid)
         self.net.nodes[peer_pk].channels.append(scid)
-        fleet.income.append(
-            IncomeEvent(
-                account="wallet",
-                tag="onchain_fee",
-                credit_msat=0,
-                debit_msat=fee_sat * 1000,
-                timestamp=self.net.now,
-                txid=txid,
-                description=f"open {scid}",
-            )
+        fleet.books.channel_open(
+            channel.channel_id,
+            spent,
+            cap,
+            fee_sat * 1000,
+            change,
+            txid,
+            self.net.blockheight,
+            self.net.now,
         )
         self._pending.append((self.net.now + LOCKIN_BLOCKS * 600, scid))
         self._pending.sort()
@@ -309,16 +311,16 @@ class Market:
             fleet.utxos.append(
                 Utxo(txid=txid, output=0, amount_msat=payout, blockheight=self.net.blockheight)
             )
-        fleet.income.append(
-            IncomeEvent(
-                account=channel.channel_id,
-                tag="onchain_fee",
-                credit_msat=0,
-                debit_msat=fee_sat * 1000,
-                timestamp=self.net.now,
-                txid=txid,
-                description=f"close {channel.scid}",
-            )
+        we_opened = channel.opener_is_node1 == (node_pk == channel.node1)
+        fleet.books.channel_close(
+            channel.channel_id,
+            f"{channel.funding_txid}:{channel.funding_outnum}",
+            ours,
+            fee_sat * 1000 if we_opened else 0,
+            payout,
+            txid,
+            self.net.blockheight,
+            self.net.now,
         )
         fleet.closed.append(channel)
         self.graph.rebuild()

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lnsim.bookkeeper import payment_id
 from lnsim.simerrors import INVALID_PARAMS, LIGHTNINGD, SimRpcError
 from lnsim.slingstats import detail, summary
-from lnsim.state import Channel, IncomeEvent
+from lnsim.state import Channel
 
 if TYPE_CHECKING:
     from lnsim.simmarket import Market
@@ -254,14 +255,14 @@ class Sling:
             )
             fleet = market.net.nodes[me].fleet
             assert fleet is not None
-            fleet.income.append(
-                IncomeEvent(
-                    account=channel.channel_id,
-                    tag="rebalance_fee",
-                    credit_msat=0,
-                    debit_msat=fee_msat,
-                    timestamp=int(t),
-                )
+            out_ch, in_ch = (candidate, channel) if pull else (channel, candidate)
+            fleet.books.rebalance(
+                out_ch.channel_id,
+                in_ch.channel_id,
+                amount_msat,
+                fee_msat,
+                int(t),
+                payment_id("sling", me, channel.scid, t, len(fleet.books.events)),
             )
         else:
             assert result.failed_at is not None

@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from lnsim.bookkeeper import Bookkeeper
+
 FORWARD_STATUSES = ("offered", "settled", "local_failed", "failed")
 
 
@@ -127,21 +129,6 @@ class Forward:
 
 
 @dataclass(slots=True)
-class IncomeEvent:
-    """A bookkeeper income event (bkpr-listincome)."""
-
-    account: str
-    tag: str
-    credit_msat: int
-    debit_msat: int
-    timestamp: int
-    description: str | None = None
-    outpoint: str | None = None
-    txid: str | None = None
-    payment_id: str | None = None
-
-
-@dataclass(slots=True)
 class Utxo:
     txid: str
     output: int
@@ -159,7 +146,7 @@ class FleetState:
     utxos: list[Utxo] = field(default_factory=list)
     forwards: list[Forward] = field(default_factory=list)
     forwards_updated_index: int = 0
-    income: list[IncomeEvent] = field(default_factory=list)
+    books: Bookkeeper = field(default_factory=Bookkeeper)
     fees_collected_msat: int = 0
     # peers we have a connection to (pubkey -> connected); channels need a connected peer.
     peers: dict[str, bool] = field(default_factory=dict)

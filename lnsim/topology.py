@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from lnsim.bookkeeper import AccountEvent
 from lnsim.scenario_model import Scenario
 from lnsim.state import Channel, ChannelStats, FleetState, Network, Node, Policy, Utxo
 
@@ -187,13 +188,19 @@ def _add_fleet(
             pubkey=pk, alias=member.alias or member.name, fleet=FleetState(name=member.name)
         )
         if member.onchain_sat:
-            net.nodes[pk].fleet.utxos.append(
-                Utxo(
-                    txid=_hex(f"utxo:{member.name}"),
-                    output=0,
-                    amount_msat=member.onchain_sat * 1000,
-                    blockheight=height - 1000,
-                )
+            utxo = Utxo(
+                txid=_hex(f"utxo:{member.name}"),
+                output=0,
+                amount_msat=member.onchain_sat * 1000,
+                blockheight=height - 1000,
+            )
+            net.nodes[pk].fleet.utxos.append(utxo)
+            net.nodes[pk].fleet.books.deposit(
+                utxo.amount_msat,
+                f"{utxo.txid}:0",
+                utxo.blockheight,
+                net.now - 1000 * 600,
+                internal=False,
             )
     counter = 0
     for member in scenario.members:
@@ -235,9 +242,28 @@ def _add_fleet(
             )
             for end in (pk, peer):
                 if net.nodes[end].fleet is not None:
+                    _book_open(net, channel, end)
                     channel.stats[end] = ChannelStats()
                     channel.next_htlc_id[end] = 0
                     net.nodes[end].fleet.peers[channel.other(end)] = True
             net.channels[scid] = channel
             net.nodes[pk].channels.append(scid)
             net.nodes[peer].channels.append(scid)
+
+
+def _book_open(net: Network, channel: Channel, end: str) -> None:
+    """The bookkeeper's open event of a channel that predates the simulation: `end`'s balance at
+    the start stands in for its funding (what bkpr-channelsapy measures returns against)."""
+    books = net.nodes[end].fleet.books  # type: ignore[union-attr]
+    books.record(
+        AccountEvent(
+            "chain",
+            channel.channel_id,
+            "channel_open",
+            channel.local_msat(end),
+            0,
+            channel.opened_at,
+            outpoint=f"{channel.funding_txid}:{channel.funding_outnum}",
+            blockheight=net.blockheight - (net.now - channel.opened_at) // 600,
+        )
+    )

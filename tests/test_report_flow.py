@@ -67,14 +67,14 @@ def test_injected_audit_faults_fire_their_detectors_alerts_artifact_and_charts(
         heartbeat = con.execute(
             "SELECT status, decisions FROM heartbeats WHERE loop = 'report'"
         ).fetchall()
-    assert len(findings) == 14
+    assert len(findings) == 17
     for detector in expected:
         status, _, alert_kind = findings[detector]
         assert (status, alert_kind) == ("fired", f"report_{detector}")
     assert "nexus-03" in findings["loop_stale"][1]
     assert fleet_channel["short_channel_id"] in findings["fleet_fee_nonzero"][1]
     assert "25 ppm" in findings["fleet_fee_nonzero"][1]
-    assert heartbeat == [("ok", 14)]
+    assert heartbeat == [("ok", 17)]
 
     artifact = Artifact.get(ARTIFACT_KEY)
     assert artifact is not None

@@ -51,6 +51,9 @@ def peer(rpc: LightningRpc) -> str:
         ("feerates", {"style": "perkw"}),
         ("feerates", {"style": "perkb"}),
         ("bkpr-listincome", {}),
+        ("bkpr-listincome", {"consolidate_fees": False, "start_time": 1}),
+        ("bkpr-listaccountevents", {}),
+        ("bkpr-channelsapy", {}),
         ("listconfigs", {}),
         ("listclosedchannels", {}),
     ],
@@ -58,6 +61,29 @@ def peer(rpc: LightningRpc) -> str:
 def test_read_methods_match_the_schema(rpc: LightningRpc, method: str, params: dict) -> None:
     response = rpc.call(method, params)
     check(method, response)
+
+
+def test_bookkeeper_books_every_settled_forward_fee_on_the_outgoing_channel(
+    rpc: LightningRpc,
+) -> None:
+    """CLN's listincome reports a forward's fee once, as `routed` credit on the channel the HTLC
+    left by; listaccountevents has both legs with fees_msat."""
+    forwards = [f for f in rpc.listforwards(status="settled")["forwards"] if f["fee_msat"]]
+    assert forwards
+    by_scid = {c["short_channel_id"]: c["channel_id"] for c in rpc.listpeerchannels()["channels"]}
+    income = rpc.call("bkpr-listincome")["income_events"]
+    routed: dict[str, int] = {}
+    for e in income:
+        if e["tag"] == "routed":
+            routed[e["account"]] = routed.get(e["account"], 0) + e["credit_msat"]
+    expected: dict[str, int] = {}
+    for f in forwards:
+        account = by_scid[f["out_channel"]]
+        expected[account] = expected.get(account, 0) + f["fee_msat"]
+    assert {k: v for k, v in routed.items() if v} == expected
+    legs = [e for e in rpc.call("bkpr-listaccountevents")["events"] if e["tag"] == "routed"]
+    assert sum(e["fees_msat"] for e in legs if e["debit_msat"]) == sum(expected.values())
+    assert sum(e["fees_msat"] for e in legs if e["credit_msat"]) == sum(expected.values())
 
 
 def test_listforwards_has_every_status_the_market_produces(rpc: LightningRpc) -> None:
@@ -111,6 +137,15 @@ def test_connect_fundchannel_close_and_wait(fleet: SimFleet, rpc: LightningRpc) 
     check("close", rpc.close(opened[0]["short_channel_id"]))
     check("listclosedchannels", rpc.listclosedchannels())
     check("bkpr-listincome", rpc.call("bkpr-listincome"))
+    account = opened[0]["channel_id"]
+    events = rpc.call("bkpr-listaccountevents", {"account": account})
+    check("bkpr-listaccountevents", events)
+    # bookkeeper's view of the channel's life: opened, its funding fee, closed, its close fee
+    tags = [(e["type"], e["tag"]) for e in events["events"]]
+    assert ("chain", "channel_open") in tags and ("chain", "channel_close") in tags
+    fees = [e for e in rpc.call("bkpr-listincome")["income_events"] if e["account"] == account]
+    assert {e["tag"] for e in fees} == {"onchain_fee"} and all(e["debit_msat"] for e in fees)
+    check("bkpr-channelsapy", rpc.call("bkpr-channelsapy"))
     created = len(rpc.listforwards()["forwards"])
     check(
         "wait",

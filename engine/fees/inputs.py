@@ -3,8 +3,8 @@ MarketView from competitors' gossip (pure; frames in, models out).
 
 A fee's history is the list of periods during which the channel posted it, cut at each logged
 change, with the settled forwards that resolved inside each period. The log is the source of
-truth for *when* a fee changed; if the flow also wants changes made outside hiveops (an operator's
-`setchannel`), it should add rows for fee_ppm transitions seen in channel_snapshots.
+truth for *when* a fee changed; the fees.changes query adds changes made outside hiveops (an
+operator's `setchannel`, seen between two snapshots) as rows with reason `external`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from models.fees import DEFAULT_TUNING, FeeHistory, FeeLevelStats, FeeReason, Fe
 
 POLICY_MAX_AGE_S = 14 * 86400  # gossip prunes channels without an update for two weeks
 _REASONS = {reason.value: reason for reason in FeeReason}
+EXTERNAL_REASON = "external"  # fees.changes rows for changes made outside hiveops
 
 
 def build_fee_history(
@@ -117,9 +118,14 @@ def _by_fee(periods: Iterable[FeeLevelStats]) -> tuple[FeeLevelStats, ...]:
 
 
 def latest_change_at(changes: pl.DataFrame, scid: str, now: datetime) -> datetime | None:
-    """When this channel's fee last changed (for ChannelFeeState.last_change_at)."""
+    """When hiveops last changed this channel's fee (for ChannelFeeState.last_change_at).
+
+    A change made outside hiveops (reason `external`, warehouse external_changes) is a level in
+    the history but does not restart hiveops' own rate limit."""
     log = conform(changes, FEE_CHANGE_SCHEMA, FEE_CHANGE_REQUIRED, "fee_changes").filter(
-        (pl.col("scid") == scid) & (pl.col("changed_at") <= now)
+        (pl.col("scid") == scid)
+        & (pl.col("changed_at") <= now)
+        & (pl.col("reason").fill_null("") != EXTERNAL_REASON)
     )
     latest = log["changed_at"].max()
     return latest if isinstance(latest, datetime) else None

@@ -44,7 +44,14 @@ FRAMES: tuple[FrameSpec, ...] = (
     FrameSpec("member_health", ("fleet_member_health",), "all"),
     FrameSpec("assistance", ("fleet_assistance",), "history"),
     FrameSpec("contribution", ("fleet_contribution",), "all"),
-    FrameSpec("pnl_daily", ("forwards", "onchain_costs", "nodes"), "all"),
+    FrameSpec("pnl_daily", ("forwards", "onchain_costs", "bkpr_income", "nodes"), "all"),
+    FrameSpec(
+        "reconciliation",
+        ("ledger_reconciliation", "bkpr_income", "heartbeats", "rebalance_attempts", "nodes"),
+        "all",
+    ),
+    FrameSpec("external_changes", ("external_changes", "nodes"), "history"),
+    FrameSpec("channel_returns", ("channel_returns", "nodes"), "history"),
 )
 FRAME_TABLES: dict[str, tuple[str, ...]] = {f.name: f.tables for f in FRAMES}
 

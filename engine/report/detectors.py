@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 from engine.report.advisor import detect_decisions_without_prediction, detect_rejection_loop
 from engine.report.base import FRAME_TABLES, AuditInputs, not_measurable
+from engine.report.books import (
+    detect_books_mismatch,
+    detect_external_changes,
+    detect_losing_channels,
+)
 from engine.report.channels import (
     detect_cold_start_stuck,
     detect_fleet_fee_nonzero,
@@ -131,6 +136,24 @@ DETECTORS: tuple[Detector, ...] = (
         ("heartbeats", "alerts"),
         lambda i, c: detect_retries_exhausted(i.frame("heartbeats"), i.frame("alerts"), c, i.now),
     ),
+    Detector(
+        "books_mismatch",
+        "Forwards or sling disagree with bookkeeper",
+        ("reconciliation",),
+        lambda i, c: detect_books_mismatch(i.frame("reconciliation")),
+    ),
+    Detector(
+        "external_changes",
+        "Channel settings changed outside hiveops",
+        ("external_changes",),
+        lambda i, c: detect_external_changes(i.frame("external_changes"), i.now),
+    ),
+    Detector(
+        "losing_channels",
+        "Channels losing money (return on capacity)",
+        ("channel_returns",),
+        lambda i, c: detect_losing_channels(i.frame("channel_returns")),
+    ),
 )
 TITLES: dict[str, str] = {d.name: d.title for d in DETECTORS}
 
@@ -147,7 +170,7 @@ def run_detector(detector: Detector, inputs: AuditInputs, config: ReportConfig) 
         )
     try:
         return detector.run(inputs, config)
-    except Exception as exc:  # a broken detector must not hide the other thirteen
+    except Exception as exc:  # a broken detector must not hide the others
         return Finding(
             detector=detector.name,
             ok=False,

@@ -274,14 +274,64 @@ def test_depleted_channel_with_demand_is_a_rebalance_and_without_demand_is_not()
     assert of_type(scan_channels(inputs([idle]), CONFIG, NOW), OpportunityType.REBALANCE) == []
 
 
-def test_old_idle_channel_is_a_close_candidate_and_a_young_one_is_not() -> None:
-    zombie = channel(
-        first_seen_at=NOW - timedelta(days=30), recent_forwards=0, out_forwards=0, out_msat=0
+def zombie(**overrides: Any) -> dict[str, Any]:
+    return channel(
+        scid="2x2x0",
+        first_seen_at=NOW - timedelta(days=30),
+        recent_forwards=0,
+        out_forwards=0,
+        out_msat=0,
+        out_fee_msat=0,
+        fee_revenue_msat=0,
+        **overrides,
     )
-    (close,) = of_type(scan_channels(inputs([zombie]), CONFIG, NOW), OpportunityType.CHANNEL_CLOSE)
-    assert close.raw_estimate_msat > 0 and "zombie" in close.estimate_reason
+
+
+def earner(out_fee_msat: int) -> dict[str, Any]:
+    """A channel that earned `out_fee_msat` in the 14-day window: the node's yield."""
+    return channel(scid="3x3x0", capacity_msat=10_000_000_000, out_fee_msat=out_fee_msat)
+
+
+def test_a_zombie_is_worth_closing_only_if_its_capital_earns_more_elsewhere() -> None:
+    # The node's channels earn nothing: freeing 2M sat earns nothing either, so the close only
+    # costs its fee. The old estimate valued the capital at 5 %/year and proposed it (24.7k sat).
+    idle_node = [zombie(), earner(0)]
+    assert (
+        of_type(scan_channels(inputs(idle_node), CONFIG, NOW), OpportunityType.CHANNEL_CLOSE) == []
+    )
+    # The node earns 14,000 sat in 14 days on 14M sat of capacity: 2M sat reopened for 90 days
+    # earns 12,857 sat; minus a 2,500 sat open and a 1,500 sat close.
+    busy_node = [zombie(), earner(14_000_000)]
+    (close,) = of_type(scan_channels(inputs(busy_node), CONFIG, NOW), OpportunityType.CHANNEL_CLOSE)
+    capacity_msat = 4_000_000_000 + 10_000_000_000
+    yield_per_msat_day = (0 + 14_000_000) / capacity_msat / 14
+    expected = round(
+        2_000_000_000 * yield_per_msat_day * 90
+        - CONFIG.open_cost_sat * 1_000
+        - CONFIG.close_cost_sat * 1_000
+    )
+    assert close.raw_estimate_msat == expected == 8_857_143
+    assert "zombie" in close.estimate_reason and "reopened" in close.estimate_reason
     young = channel(first_seen_at=NOW - timedelta(days=3), recent_forwards=0)
     assert of_type(scan_channels(inputs([young]), CONFIG, NOW), OpportunityType.CHANNEL_CLOSE) == []
+
+
+def test_a_bleeding_channel_is_priced_by_what_it_costs_and_what_it_earns() -> None:
+    # 14 days: 28,000 sat of rebalancing into it, 7,000 sat earned out of it -> over 90 days
+    # closing avoids 180,000 sat and loses 45,000 sat; the node earns nothing else to redeploy.
+    bleeder = channel(rebalance_fee_msat=28_000_000, out_fee_msat=7_000_000)
+    (close,) = of_type(scan_channels(inputs([bleeder]), CONFIG, NOW), OpportunityType.CHANNEL_CLOSE)
+    yield_per_msat_day = 7_000_000 / 4_000_000_000 / 14
+    redeploy = max(0.0, 2_000_000_000 * yield_per_msat_day * 90 - CONFIG.open_cost_sat * 1_000)
+    expected = round(180_000_000 - 45_000_000 + redeploy - CONFIG.close_cost_sat * 1_000)
+    assert close.raw_estimate_msat == expected
+    assert close.snapshot_metrics["lost_revenue_msat"] == 45_000_000
+    assert close.snapshot_metrics["avoided_rebalance_msat"] == 180_000_000
+    # a channel that earns more than it costs is never proposed, however much it is rebalanced
+    paying = channel(rebalance_fee_msat=7_000_000, out_fee_msat=28_000_000)
+    assert (
+        of_type(scan_channels(inputs([paying]), CONFIG, NOW), OpportunityType.CHANNEL_CLOSE) == []
+    )
 
 
 def test_graph_summary_counts_channels_per_source() -> None:

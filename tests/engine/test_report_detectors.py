@@ -636,7 +636,7 @@ def empty_inputs(tables: set[str]) -> AuditInputs:
 def test_missing_tables_make_detectors_not_measurable_not_crash() -> None:
     core = {t for spec in FRAMES for t in spec.tables if not t.startswith(("fleet_", "advisor"))}
     findings = {f.detector: f for f in run_detectors(empty_inputs(core), CONFIG)}
-    assert len(findings) == 14
+    assert len(findings) == 17
     for name in ("rejection_loop", "decisions_without_prediction"):
         assert findings[name].summary == (
             "not measurable: table advisor_decisions missing (migration not applied yet?)"

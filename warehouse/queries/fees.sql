@@ -57,9 +57,18 @@ WHERE route_ppm IS NOT NULL
 GROUP BY scid;
 
 -- name: changes
+-- hiveops' applied changes and, as the level in force from the snapshot that saw them, fee_ppm
+-- changes made outside hiveops (external_changes, reason 'external'): otherwise the traffic
+-- after an operator's setchannel is credited to hiveops' last fee.
 SELECT scid, changed_at, new_ppm, reason, change_id, predicted_benefit_msat
 FROM fee_changes
-WHERE node_id = $node_id AND status = 'applied';
+WHERE node_id = $node_id AND status = 'applied'
+UNION ALL
+SELECT scid, detected_at AS changed_at, new_value::INTEGER AS new_ppm, 'external' AS reason,
+       'external:' || scid || ':' || epoch(detected_at)::BIGINT AS change_id,
+       0::BIGINT AS predicted_benefit_msat
+FROM external_changes
+WHERE node_id = $node_id AND field = 'fee_ppm';
 
 -- name: peer_policies
 SELECT scid, direction, last_update, source_id, peer_id, is_ours, base_fee_msat,
@@ -113,8 +122,15 @@ WHERE c.node_id = $node_id AND c.status = 'applied'
   AND c.changed_at + to_seconds(c.evaluation_window_s) <= $now;
 
 -- name: all_changes
+-- External fee changes cut the outcome windows of hiveops' changes like any other change.
 SELECT scid, changed_at, new_ppm, reason, change_id, predicted_benefit_msat
-FROM fee_changes WHERE node_id = $node_id AND status = 'applied';
+FROM fee_changes WHERE node_id = $node_id AND status = 'applied'
+UNION ALL
+SELECT scid, detected_at AS changed_at, new_value::INTEGER AS new_ppm, 'external' AS reason,
+       'external:' || scid || ':' || epoch(detected_at)::BIGINT AS change_id,
+       0::BIGINT AS predicted_benefit_msat
+FROM external_changes
+WHERE node_id = $node_id AND field = 'fee_ppm';
 
 -- name: node_scids
 SELECT DISTINCT scid FROM channel_snapshots WHERE node_id = $node_id;

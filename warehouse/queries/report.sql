@@ -56,4 +56,9 @@ FROM budget_ledger;
 SELECT 'fee change' AS kind, status, count(*) AS n FROM fee_outcomes GROUP BY ALL
 UNION ALL
 SELECT 'rebalance', status, count(*) FROM rebalance_outcomes GROUP BY ALL
+UNION ALL
+SELECT 'fleet assist', result, count(*) FROM fleet_assistance_outcomes GROUP BY ALL
+UNION ALL
+SELECT replace(action_type, '_', ' ') || ' ' || horizon_days || 'd', status, count(*)
+FROM action_outcomes GROUP BY ALL
 ORDER BY kind, status;

@@ -167,22 +167,41 @@ QUALIFY row_number() OVER (PARTITION BY node_id ORDER BY measured_at DESC) = 1
 ORDER BY name;
 
 -- name: pnl_daily
--- Revenue (settled forward fees) and on-chain costs per node per day; rebalance fees come from
+-- Revenue and on-chain costs per node per day from bookkeeper (the ledger) for nodes that have
+-- it, from settled forwards and onchain_costs for those that do not; rebalance fees come from
 -- rebalance_costs.
-WITH rev AS (
+WITH booked AS (
+    SELECT DISTINCT node_id FROM bkpr_income
+), rev AS (
     SELECT node_id, CAST(resolved_at AS DATE) AS day, sum(fee_msat)::BIGINT AS revenue_msat,
            count(*)::BIGINT AS forwards
     FROM forwards WHERE status = 'settled' AND resolved_at <= $now GROUP BY ALL
 ), chain AS (
     SELECT node_id, CAST(occurred_at AS DATE) AS day, sum(amount_msat)::BIGINT AS onchain_cost_msat
-    FROM onchain_costs WHERE occurred_at <= $now GROUP BY ALL
+    FROM onchain_costs WHERE occurred_at <= $now
+      AND node_id NOT IN (SELECT node_id FROM booked)
+    GROUP BY ALL
+), ledger AS (
+    SELECT node_id, CAST(occurred_at AS DATE) AS day,
+           sum(credit_msat - debit_msat) FILTER (WHERE tag = 'routed')::BIGINT AS routed_msat,
+           sum(debit_msat - credit_msat) FILTER (WHERE tag = 'onchain_fee')::BIGINT
+               AS onchain_cost_msat
+    FROM bkpr_income WHERE occurred_at <= $now AND tag IN ('routed', 'onchain_fee')
+    GROUP BY ALL
+), merged AS (
+    SELECT node_id, day,
+           CASE WHEN node_id IN (SELECT node_id FROM booked) THEN coalesce(l.routed_msat, 0)
+                ELSE coalesce(r.revenue_msat, 0) END AS revenue_msat,
+           coalesce(r.forwards, 0) AS forwards,
+           coalesce(l.onchain_cost_msat, c.onchain_cost_msat, 0) AS onchain_cost_msat
+    FROM rev r
+    FULL OUTER JOIN ledger l USING (node_id, day)
+    FULL OUTER JOIN chain c USING (node_id, day)
 )
 SELECT coalesce(n.name, node_id) AS node_name, node_id, day,
-       coalesce(r.revenue_msat, 0)::BIGINT AS revenue_msat,
-       coalesce(r.forwards, 0)::BIGINT AS forwards,
-       coalesce(c.onchain_cost_msat, 0)::BIGINT AS onchain_cost_msat
-FROM rev r
-FULL OUTER JOIN chain c USING (node_id, day)
+       revenue_msat::BIGINT AS revenue_msat, forwards::BIGINT AS forwards,
+       onchain_cost_msat::BIGINT AS onchain_cost_msat
+FROM merged m
 LEFT JOIN nodes n USING (node_id)
 ORDER BY day, node_name;
 
@@ -198,3 +217,51 @@ SELECT run_id, generated_at, report_dir, detectors, fired, not_measurable
 FROM report_runs
 ORDER BY generated_at DESC
 LIMIT 1;
+
+-- name: reconciliation
+-- Forwards and sling against bookkeeper per node-day, for the days both sides are complete.
+WITH last_collect AS (
+    SELECT n.node_id, max(h.started_at) AS at
+    FROM heartbeats h JOIN nodes n ON n.name = h.node
+    WHERE h.loop = 'collect' AND h.status = 'ok' AND h.started_at <= $now
+    GROUP BY ALL
+), open_attempts AS (
+    SELECT node_id, min(coalesce(started_at, proposed_at)) AS at
+    FROM rebalance_attempts WHERE state IN ('reserved', 'running') AND proposed_at <= $now
+    GROUP BY ALL
+), booked AS (
+    SELECT node_id, min(occurred_at) AS first_at FROM bkpr_income GROUP BY ALL
+)
+SELECT coalesce(n.name, r.node_id) AS node_name, r.*
+FROM ledger_reconciliation r
+JOIN last_collect c USING (node_id)
+JOIN booked b USING (node_id)
+LEFT JOIN open_attempts o USING (node_id)
+LEFT JOIN nodes n USING (node_id)
+WHERE r.day < CAST(c.at AS DATE)
+  AND (o.at IS NULL OR r.day < CAST(o.at AS DATE))
+ORDER BY r.day, node_name;
+
+-- name: external_changes
+SELECT coalesce(n.name, e.node_id) AS node_name, e.*
+FROM external_changes e LEFT JOIN nodes n USING (node_id)
+WHERE e.detected_at >= $since AND e.detected_at <= $now
+ORDER BY e.detected_at;
+
+-- name: channel_returns
+-- Per channel over the report's history window: revenue, costs, return on capacity.
+WITH w AS (
+    SELECT * FROM channel_returns
+    WHERE period_start >= CAST(date_trunc('week', CAST($since AS TIMESTAMPTZ)) AS DATE)
+      AND period_start <= CAST($now AS DATE)
+)
+SELECT coalesce(n.name, w.node_id) AS node_name, w.node_id, w.scid,
+       sum(w.revenue_msat)::BIGINT AS revenue_msat, sum(w.cost_msat)::BIGINT AS cost_msat,
+       sum(w.net_msat)::BIGINT AS net_msat, avg(w.capacity_msat)::BIGINT AS capacity_msat,
+       sum(w.days_seen)::BIGINT AS days_seen,
+       sum(w.net_msat) / avg(w.capacity_msat) * 365.0 / greatest(sum(w.days_seen), 1) * 100
+           AS annualised_pct,
+       max(w.bkpr_apy_total_pct) AS bkpr_apy_total_pct, min(w.source) AS source
+FROM w LEFT JOIN nodes n USING (node_id)
+GROUP BY ALL
+ORDER BY annualised_pct DESC;

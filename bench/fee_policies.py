@@ -271,6 +271,20 @@ class RunResult:
     changes: int
     wall_s: float
     reasons: dict[str, int] = field(default_factory=dict)  # applied changes by reason
+    change_offsets_s: dict[str, list[float]] = field(default_factory=dict)  # per scid, from t0
+    first_day_fee_ppm: dict[str, float] = field(default_factory=dict)  # time-weighted, day 1
+    start_market_ppm: dict[str, float | None] = field(default_factory=dict)  # competitor median
+
+
+def changes_per_channel_week(result: RunResult, scids: Sequence[str], days: float) -> list[float]:
+    """Each channel's applied fee changes per week after the first 7 days (the cold start)."""
+    weeks = (days - 7) / 7
+    if weeks <= 0:
+        return []
+    return [
+        sum(t >= 7 * 86_400 for t in result.change_offsets_s.get(scid, [])) / weeks
+        for scid in scids
+    ]
 
 
 def external_scids(net: Network, node_name: str) -> list[str]:
@@ -305,6 +319,16 @@ def run_policy(
     book = FrameBook(net, node)
     scids = [c.scid for c in book.our_channels()]
     fee_time: dict[str, float] = dict.fromkeys(scids, 0.0)
+    first_day: dict[str, float] = dict.fromkeys(scids, 0.0)
+    offsets: dict[str, list[float]] = {scid: [] for scid in scids}
+    start_inputs = book.inputs(_at(net.now))
+    start_market = {
+        row["scid"]: build_market_view(
+            row["peer_id"], start_inputs.peer_policies, now=_at(net.now)
+        ).median_ppm
+        for row in start_inputs.channels.iter_rows(named=True)
+    }
+    t0 = net.now
     changes = 0
     reasons: dict[str, int] = {}
     end = net.now + int(days * 86_400)
@@ -324,12 +348,16 @@ def run_policy(
                         decision.new_fee_ppm,
                     )
                     book.log_change(decision)
+                    offsets.setdefault(decision.scid, []).append(net.now - t0)
                     changes += 1
                     reasons[str(decision.reason)] = reasons.get(str(decision.reason), 0) + 1
             decided = True
         step = min(every_s if policy is not None and policy.adaptive else end, end - net.now)
+        day_step = max(min(step, t0 + 86_400 - net.now), 0)
         for scid in scids:
-            fee_time[scid] += net.channels[scid].policy_from(node.pubkey).fee_ppm * step
+            ppm = net.channels[scid].policy_from(node.pubkey).fee_ppm
+            fee_time[scid] += ppm * step
+            first_day[scid] += ppm * day_step
         market.advance(step)
     fleet = node.fleet
     assert fleet is not None
@@ -356,6 +384,9 @@ def run_policy(
         changes=changes,
         wall_s=time.monotonic() - started,
         reasons=reasons,
+        change_offsets_s=offsets,
+        first_day_fee_ppm={s: first_day[s] / min(total_s, 86_400) for s in scids},
+        start_market_ppm=start_market,
     )
 
 

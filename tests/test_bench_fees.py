@@ -102,3 +102,32 @@ def test_undercutting_competitors_post_under_the_fleet_fee_and_default_scenarios
     quiet = Market(build_network(plain), plain)
     quiet.advance(plain.competitors.walk_every_s + 1)
     assert quiet._undercut_own_ppm == {}
+
+
+def test_default_run_is_the_named_four_plus_twelve_family_draws_and_random_alone_is_held_out() -> (
+    None
+):
+    default = bench_fees.scenario_refs(bench_fees.parse_args([]))
+    assert default[:4] == list(bench_fees.DEFAULT_SCENARIOS)
+    assert default[4:] == [f"random-{bench_fees.DEFAULT_SEED}-{i}" for i in range(12)]
+    held_out = bench_fees.scenario_refs(bench_fees.parse_args(["--random", "3", "--seed", "9"]))
+    assert held_out == ["random-9-0", "random-9-1", "random-9-2"]
+    picked = bench_fees.scenario_refs(bench_fees.parse_args(["--scenario", "audit"]))
+    assert picked == ["audit"]
+
+
+def test_churn_counts_changes_per_channel_week_after_the_first_seven_days() -> None:
+    day = 86_400.0
+    result = bench_fees.RunResult(
+        policy="x",
+        revenue_msat=0,
+        by_channel_msat={},
+        settled_by_channel={},
+        mean_fee_ppm={},
+        final_fees={},
+        changes=6,
+        wall_s=0.0,
+        change_offsets_s={"a": [0.0, day, 6 * day, 8 * day, 20 * day], "b": [2 * day]},
+    )
+    # 21 days = 2 weeks after day 7: "a" changed twice then (days 8 and 20), "b" never.
+    assert bench_fees.changes_per_channel_week(result, ["a", "b"], 21) == [1.0, 0.0]

@@ -21,6 +21,7 @@ READ_METHODS: tuple[str, ...] = (
     "listforwards",
     "listchannels",
     "bkpr-listincome",
+    "bkpr-channelsapy",
 )
 # fees sets channel fees; rebalance and fleet assistance drive the sling plugin.
 ACT_METHODS: tuple[str, ...] = (

@@ -50,9 +50,11 @@ def test_the_modes_hold_exactly_what_the_code_calls() -> None:
 def test_the_read_mode_holds_no_method_that_changes_the_node() -> None:
     called = called_methods()
     for method in READ_METHODS:
-        assert method.startswith(("get", "list", "bkpr-list")), method
+        assert method.startswith(("get", "list", "bkpr-list")) or method == "bkpr-channelsapy", (
+            method
+        )
     for method in ACT_METHODS:
-        assert called[method] <= {"fees.py", "sling.py", "rebalance_jobs.py"}, method
+        assert called[method] <= {"fees.py", "htlcmax.py", "sling.py", "rebalance_jobs.py"}, method
     for method in ADVISOR_EXEC_METHODS:
         assert called[method] == {"advisor.py"}, method
 

@@ -13,6 +13,7 @@ import pytest
 from flows.collect import collect
 from flows.common import LoopFailed
 from hiveops.demo import run_demo
+from warehouse import db
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "WAREHOUSE.md"
 # `make demo`'s scenario, two days: every loop has run, the first rebalances have finished.
@@ -33,6 +34,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory, prefect_harness: No
     warehouse = workdir / "hiveops.duckdb"
     # An operator's warehouse also holds failed runs: collect once more after the simulated
     # fleet has stopped, so its nodes cannot be reached.
+    db.release_all()  # the demo's writer connection: DuckDB opens a file one way per process
     with duckdb.connect(str(warehouse), read_only=True) as con:
         (last,) = con.execute("SELECT max(started_at) FROM heartbeats").fetchone()
     with pytest.MonkeyPatch.context() as mp:
@@ -43,6 +45,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory, prefect_harness: No
                 config_path=str(workdir / "hiveops.toml"),
                 now=(last + timedelta(hours=1)).timestamp(),
             )
+    db.release_all()  # the failed collect's connection, likewise
     return warehouse
 
 

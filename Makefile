@@ -26,7 +26,10 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(PY) .ci/clone_check.py
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest -q
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest -q --ignore=tests/test_serve.py
+	# serve starts its own Prefect server; beside the session's test server its first
+	# failure notice went missing (twice in a full run, never in its own process)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest -q tests/test_serve.py
 
 # The edit loop: pure engine and model tests, no Prefect server, no simulator socket.
 test-fast: $(STAMP)

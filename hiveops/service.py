@@ -24,7 +24,7 @@ from pathlib import Path
 
 from engine.service_status import deployment_problems, unit_problems
 from models.service import DeploymentState, UnitState
-from models.settings import ConfigError, load_settings
+from models.settings import load_settings
 
 SERVER_UNIT = "hiveops-prefect-server.service"
 SCHEDULER_UNIT = "hiveops-scheduler.service"
@@ -325,17 +325,3 @@ def run_from_args(args: argparse.Namespace) -> int:
     if not systemd:
         print("note: systemd is not running here; `hiveops service install` prints the units")
     return 1 if problems else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hiveops service", description=__doc__)
-    add_arguments(parser)
-    try:
-        return run_from_args(parser.parse_args(argv))
-    except ConfigError as exc:
-        print(f"hiveops: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
